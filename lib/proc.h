@@ -1,0 +1,93 @@
+/*
+ * The privilege-separated process framework both daemons are made of.
+ *
+ * A daemon is a privileged parent and unprivileged children, each with one
+ * job (a "role").  The parent parses the configuration, creates one
+ * socketpair per child, forks, and the child re-executes the daemon's own
+ * binary with "-R role" so that it starts from a fresh address space and
+ * inherits nothing but its IPC descriptor (always descriptor 3).  The new
+ * child drops privileges at once (chroot where its role allows, then the
+ * configured user) before it reads a single message, then receives its
+ * configuration from the parent and reports READY.
+ *
+ * A child that dies is not restarted: the parent logs which one died and
+ * why, stops the others and exits.  A child whose parent is gone exits.
+ */
+#ifndef PROC_H
+#define PROC_H
+
+#include <sys/types.h>
+
+#include "conf.h"
+#include "ipc.h"
+
+#define PROC_IPC_FD	3
+
+/* Message types of the framework itself; daemons number theirs from 100. */
+enum proc_msg_type {
+	PROC_MSG_VERBOSE = 1,	/* parent -> child: u32 verbosity */
+	PROC_MSG_CONF_END,	/* parent -> child: configuration complete */
+	PROC_MSG_READY,		/* child -> parent: configured and running */
+};
+
+#define PROC_IPC_TYPES							\
+	{ PROC_MSG_VERBOSE,	"VERBOSE",	"u",	IPC_FD_NONE },	\
+	{ PROC_MSG_CONF_END,	"CONF_END",	"",	IPC_FD_NONE },	\
+	{ PROC_MSG_READY,	"READY",	"",	IPC_FD_NONE }
+
+struct proc_role {
+	const char	*name;		/* "smtp": ps shows "mtad: smtp" */
+	int		 chroot;	/* chroot into the empty directory */
+	/* child: privileges are dropped, the parent channel is up */
+	void		(*init)(struct ipc_chan *);
+	/* child: a daemon message from the parent; -1 if unexpected */
+	int		(*dispatch)(struct ipc_chan *, struct ipc_msg *);
+	/* child: the whole configuration has arrived */
+	void		(*configured)(struct ipc_chan *);
+};
+
+/* What the framework needs from a daemon's configuration. */
+struct proc_settings {
+	char		*user;		/* children run as this user */
+	char		*chroot;	/* empty directory for chrooted roles */
+};
+
+struct proc_child {
+	const struct proc_role	*role;
+	pid_t			 pid;
+	int			 alive;
+	int			 ready;
+	struct ipc_chan		 chan;
+};
+
+struct daemon_desc {
+	const char		*name;		/* "mtad" */
+	const char		*conf_default;	/* "/etc/mtad.conf" */
+	const struct proc_role	*roles;
+	size_t			 nroles;
+	const struct ipc_type	*types;
+	size_t			 ntypes;
+	/* parent: parse statements from cf; errors are counted in cf */
+	void			(*parse)(struct conf *);
+	const struct proc_settings *(*settings)(void);
+	/* parent: send one child its configuration (before CONF_END) */
+	void			(*send_config)(struct proc_child *);
+	/* parent: a daemon message from a child; -1 if unexpected */
+	int			(*parent_dispatch)(struct ipc_chan *,
+				    struct ipc_msg *);
+};
+
+/* Common command line and life cycle; does not return. */
+void	 daemon_main(const struct daemon_desc *, int, char **)
+	    __attribute__((noreturn));
+/* Statements every daemon has (user, chroot); 1 if cf held one. */
+int	 daemon_parse_settings(struct conf *, struct proc_settings *);
+
+/* proc.c */
+pid_t	 proc_spawn(const char *, char *const [], int);
+void	 proc_drop_privileges(const char *, const char *);
+void	 proc_prepare_chroot(const char *);
+const char *proc_describe_status(int);
+struct proc_child *proc_children(size_t *);
+
+#endif
