@@ -42,6 +42,7 @@ static void	 conf_pop(struct conf *);
 static void	 conf_push_string(struct conf *, const char *);
 static void	 conf_add_token(struct conf *, enum conf_token_type, char *);
 static int	 conf_lex_token(struct conf *, int *);
+static char	*conf_expand_word(struct conf *, const char *);
 static int	 conf_handle_macro(struct conf *);
 static int	 conf_handle_include(struct conf *);
 static void	 conf_clear_statement(struct conf *);
@@ -357,7 +358,8 @@ again:
 		}
 	}
 	buf[n] = '\0';
-	if (buf[0] == '$' && n > 1) {
+	if (buf[0] == '$' && conf_valid_macro_name(buf + 1)) {
+		/* A whole-word macro may expand to several tokens. */
 		if ((m = conf_macro_find(cf, buf + 1)) == NULL) {
 			conf_error(cf, "undefined macro %s", buf);
 			return 1;
@@ -369,8 +371,47 @@ again:
 		conf_push_string(cf, m->value);
 		return 1;
 	}
-	conf_add_token(cf, CONF_WORD, xstrdup(buf));
+	conf_add_token(cf, CONF_WORD, conf_expand_word(cf, buf));
 	return 1;
+}
+
+/*
+ * Substitute "$name" inside a word ("$dir/empty"): the result is one
+ * word, whatever the value holds.  Undefined names are errors.
+ */
+static char *
+conf_expand_word(struct conf *cf, const char *word)
+{
+	struct conf_macro	*m;
+	const char		*p, *end;
+	char			*out, *name;
+	size_t			 len = 0, size = strlen(word) + 1;
+
+	if (strchr(word, '$') == NULL)
+		return xstrdup(word);
+	out = xmalloc(size);
+	for (p = word; *p; p = end) {
+		end = p + 1;
+		if (*p == '$' && (isalpha((unsigned char)p[1]) || p[1] == '_')) {
+			while (isalnum((unsigned char)*end) || *end == '_')
+				end++;
+			name = xstrndup(p + 1, (size_t)(end - p - 1));
+			m = conf_macro_find(cf, name);
+			if (m == NULL)
+				conf_error(cf, "undefined macro $%s", name);
+			free(name);
+			if (m != NULL) {
+				size += strlen(m->value);
+				out = xreallocarray(out, 1, size);
+				memcpy(out + len, m->value, strlen(m->value));
+				len += strlen(m->value);
+			}
+			continue;
+		}
+		out[len++] = *p;
+	}
+	out[len] = '\0';
+	return out;
 }
 
 /* "name = value": define a macro. Returns 1 when the statement was one. */

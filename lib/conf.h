@@ -8,8 +8,10 @@
  *     newlines inside { } do not end a statement;
  *   - "#" starts a comment; words are separated by blanks; "..." is a
  *     string with \" and \\ escapes; { } , < > = ! are tokens by themselves;
- *   - "name = value" defines a macro, "$name" (outside quotes) expands to
- *     its value; -D name=value on the command line wins over the file;
+ *   - "name = value" defines a macro; outside quotes "$name" expands to
+ *     its value (a word that is just "$name" may become several tokens,
+ *     "$name" inside a word is substituted in place); inside quotes "$"
+ *     is literal; -D name=value on the command line wins over the file;
  *   - include "file" reads another file, relative to the including one.
  *
  * Parsers consume a statement token by token with the helpers below.  An

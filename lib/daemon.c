@@ -78,7 +78,7 @@ void
 daemon_main(const struct daemon_desc *d, int argc, char **argv)
 {
 	const char	*conffile, *role = NULL, *user = NULL, *chrootdir = NULL;
-	char		**defines;
+	static char	**defines;	/* static: alive until exit */
 	size_t		 ndefines = 0;
 	int		 ch, foreground = 0, checkonly = 0, verbose = 0;
 

@@ -85,6 +85,7 @@ int	 daemon_parse_settings(struct conf *, struct proc_settings *);
 
 /* proc.c */
 pid_t	 proc_spawn(const char *, char *const [], int);
+void	 proc_sanitizer_env(void);
 void	 proc_drop_privileges(const char *, const char *);
 void	 proc_prepare_chroot(const char *);
 const char *proc_describe_status(int);
