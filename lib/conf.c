@@ -138,10 +138,9 @@ conf_define(struct conf *cf, const char *def)
 int
 conf_open(struct conf *cf, const char *path)
 {
-	struct conf_source	*s;
-	FILE			*fp;
-	char			*buf;
-	size_t			 len;
+	FILE	*fp;
+	char	*buf;
+	size_t	 len;
 
 	if ((fp = fopen(path, "r")) == NULL) {
 		fprintf(stderr, "%s: %s\n", path, strerror(errno));
@@ -159,14 +158,25 @@ conf_open(struct conf *cf, const char *path)
 		return -1;
 	}
 	fclose(fp);
+	conf_open_buffer(cf, path, buf, len);
+	free(buf);
+	return 0;
+}
+
+void
+conf_open_buffer(struct conf *cf, const char *name, const char *text,
+    size_t len)
+{
+	struct conf_source	*s;
+
 	s = xcalloc(1, sizeof(*s));
-	s->name = xstrdup(path);
-	s->buf = buf;
+	s->name = xstrdup(name);
+	s->buf = xmalloc(len + 1);
+	memcpy(s->buf, text, len);
 	s->len = len;
 	s->line = 1;
 	s->prev = cf->src;
 	cf->src = s;
-	return 0;
 }
 
 static void

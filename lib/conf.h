@@ -58,6 +58,7 @@ void	 conf_init(struct conf *);
 void	 conf_free(struct conf *);
 int	 conf_define(struct conf *, const char *);	/* "name=value" */
 int	 conf_open(struct conf *, const char *);
+void	 conf_open_buffer(struct conf *, const char *, const char *, size_t);
 int	 conf_next_statement(struct conf *);
 
 void	 conf_error(struct conf *, const char *, ...)

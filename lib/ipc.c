@@ -469,14 +469,18 @@ ipc_process_input(struct ipc_chan *chan)
 		if (chan->in == NULL)	/* the handler closed the channel */
 			return 0;
 	}
-	memmove(chan->in, chan->in + off, chan->inlen - off);
-	chan->inlen -= off;
+	if (off > 0) {
+		memmove(chan->in, chan->in + off, chan->inlen - off);
+		chan->inlen -= off;
+	}
 	return 0;
 }
 
 int
 ipc_feed(struct ipc_chan *chan, const void *p, size_t len)
 {
+	if (len == 0)
+		return 0;
 	if (chan->inlen + len > chan->insize) {
 		chan->insize = chan->inlen + len;
 		chan->in = xreallocarray(chan->in, 1, chan->insize);
