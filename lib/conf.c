@@ -368,7 +368,7 @@ again:
 		}
 	}
 	buf[n] = '\0';
-	if (buf[0] == '$' && conf_valid_macro_name(buf + 1)) {
+	if (!cf->shipped && buf[0] == '$' && conf_valid_macro_name(buf + 1)) {
 		/* A whole-word macro may expand to several tokens. */
 		if ((m = conf_macro_find(cf, buf + 1)) == NULL) {
 			conf_error(cf, "undefined macro %s", buf);
@@ -397,7 +397,7 @@ conf_expand_word(struct conf *cf, const char *word)
 	char			*out, *name;
 	size_t			 len = 0, size = strlen(word) + 1;
 
-	if (strchr(word, '$') == NULL)
+	if (cf->shipped || strchr(word, '$') == NULL)
 		return xstrdup(word);
 	out = xmalloc(size);
 	for (p = word; *p; p = end) {
@@ -513,7 +513,8 @@ conf_next_statement(struct conf *cf)
 			conf_error(cf, "missing '}'");
 		if (cf->ntok == 0 || cf->failed)
 			continue;
-		if (conf_handle_macro(cf) || conf_handle_include(cf))
+		if (!cf->shipped &&
+		    (conf_handle_macro(cf) || conf_handle_include(cf)))
 			continue;
 		cf->pos = 0;
 		return 1;
@@ -649,4 +650,45 @@ conf_end(struct conf *cf)
 		return 0;
 	}
 	return 1;
+}
+
+/*
+ * Append the current statement to *buf as one canonical line that, read
+ * back with "shipped" set, gives the same tokens: this is how a parent
+ * hands its children exactly the configuration it checked, macros and
+ * includes already resolved.
+ */
+void
+conf_statement_append(struct conf *cf, char **buf, size_t *len)
+{
+	const struct conf_token	*t;
+	const char		*p;
+	size_t			 need, i;
+	char			*out;
+
+	need = 2;
+	for (i = 0; i < cf->ntok; i++)
+		need += 2 * strlen(cf->tok[i].text) + 3;
+	*buf = xreallocarray(*buf, 1, *len + need + 1);
+	out = *buf + *len;
+	for (i = 0; i < cf->ntok; i++) {
+		t = &cf->tok[i];
+		if (i > 0)
+			*out++ = ' ';
+		if (t->type != CONF_STRING) {
+			memcpy(out, t->text, strlen(t->text));
+			out += strlen(t->text);
+			continue;
+		}
+		*out++ = '"';
+		for (p = t->text; *p; p++) {
+			if (*p == '"' || *p == '\\')
+				*out++ = '\\';
+			*out++ = *p;
+		}
+		*out++ = '"';
+	}
+	*out++ = '\n';
+	*out = '\0';
+	*len = (size_t)(out - *buf);
 }

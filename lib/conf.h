@@ -43,6 +43,11 @@ struct conf {
 	int			 errors;
 	int			 include_depth;
 	int			 expansions;
+	/*
+	 * Statements come from conf_statement_append() in the parent: no
+	 * macros or includes, and parsers must not touch the filesystem.
+	 */
+	int			 shipped;
 
 	/* the current statement */
 	struct conf_token	*tok;
@@ -74,5 +79,6 @@ int	 conf_number(struct conf *, const char *, long long, long long,
 	    long long *);
 int	 conf_end(struct conf *);
 const char *conf_describe(const struct conf_token *);
+void	 conf_statement_append(struct conf *, char **, size_t *);
 
 #endif

@@ -30,6 +30,8 @@
 static const struct daemon_desc	*desc;
 
 static struct {
+	char			*conf_text;	/* canonical statements */
+	size_t			 conf_len;
 	struct proc_child	*children;
 	size_t			 nchildren;
 	size_t			 nready;
@@ -44,6 +46,8 @@ static struct {
 
 static struct {
 	const struct proc_role	*role;
+	char			*conf_text;
+	size_t			 conf_len;
 	struct ipc_chan		 chan;
 	struct event		 ev_sigterm;
 } child;
@@ -62,6 +66,7 @@ static void	 parent_sig(int, short, void *);
 static void	 parent_grace_expired(int, short, void *);
 static void	 child_main(const char *, const char *, const char *, int, int)
 		    __attribute__((noreturn));
+static void	 child_parse_config(void);
 static int	 child_dispatch(struct ipc_chan *, struct ipc_msg *);
 static void	 child_parent_closed(struct ipc_chan *);
 static void	 child_sig(int, short, void *);
@@ -144,8 +149,12 @@ parent_load_config(const char *path, char **defines, size_t ndefines)
 			exit(1);
 		}
 	if (conf_open(&cf, path) == 0)
-		while (conf_next_statement(&cf))
+		while (conf_next_statement(&cf)) {
 			desc->parse(&cf);
+			if (!cf.failed)
+				conf_statement_append(&cf, &parent.conf_text,
+				    &parent.conf_len);
+		}
 	if (cf.errors > 0) {
 		fprintf(stderr, "%s: %d error%s in configuration\n",
 		    desc->name, cf.errors, cf.errors == 1 ? "" : "s");
@@ -166,7 +175,7 @@ daemon_parse_settings(struct conf *cf, struct proc_settings *ps)
 	if (conf_accept(cf, "user")) {
 		if ((s = conf_word(cf, "a user name")) == NULL || !conf_end(cf))
 			return 1;
-		if (getpwnam(s) == NULL && geteuid() == 0)
+		if (!cf->shipped && geteuid() == 0 && getpwnam(s) == NULL)
 			conf_error(cf, "user %s: no such user", s);
 		free(ps->user);
 		ps->user = xstrdup(s);
@@ -292,11 +301,21 @@ parent_send_initial_config(int verbose)
 	struct proc_child	*c;
 	size_t			 i;
 
+	size_t			 off, n;
+
 	for (i = 0; i < parent.nchildren; i++) {
 		c = &parent.children[i];
 		ipc_begin(&c->chan, PROC_MSG_VERBOSE, -1);
 		ipc_add_u32(&c->chan, (uint32_t)verbose);
 		ipc_end(&c->chan);
+		for (off = 0; off < parent.conf_len; off += n) {
+			n = parent.conf_len - off;
+			if (n > PROC_CONF_CHUNK)
+				n = PROC_CONF_CHUNK;
+			ipc_begin(&c->chan, PROC_MSG_CONF_TEXT, -1);
+			ipc_add_data(&c->chan, parent.conf_text + off, n);
+			ipc_end(&c->chan);
+		}
 		if (desc->send_config)
 			desc->send_config(c);
 		ipc_send_empty(&c->chan, PROC_MSG_CONF_END);
@@ -475,16 +494,48 @@ child_main(const char *rolename, const char *user, const char *chrootdir,
 	exit(0);
 }
 
+/* The parent checked these statements: an error here is a bug. */
+static void
+child_parse_config(void)
+{
+	struct conf	 cf;
+
+	conf_init(&cf);
+	cf.shipped = 1;
+	conf_open_buffer(&cf, "configuration from parent", child.conf_text,
+	    child.conf_len);
+	while (conf_next_statement(&cf))
+		desc->parse(&cf);
+	if (cf.errors)
+		fatalx("configuration from the parent does not parse");
+	conf_free(&cf);
+	free(child.conf_text);
+	child.conf_text = NULL;
+	child.conf_len = 0;
+}
+
 static int
 child_dispatch(struct ipc_chan *chan, struct ipc_msg *msg)
 {
+	const void	*p;
+	size_t		 len;
+
 	switch (msg->type) {
 	case PROC_MSG_VERBOSE:
 		log_setverbose((int)ipc_get_u32(msg));
 		ipc_get_end(msg);
 		return 0;
+	case PROC_MSG_CONF_TEXT:
+		p = ipc_get_data(msg, &len);
+		ipc_get_end(msg);
+		child.conf_text = xreallocarray(child.conf_text, 1,
+		    child.conf_len + len);
+		memcpy(child.conf_text + child.conf_len, p, len);
+		child.conf_len += len;
+		return 0;
 	case PROC_MSG_CONF_END:
 		ipc_get_end(msg);
+		child_parse_config();
 		if (child.role->configured)
 			child.role->configured(chan);
 		ipc_send_empty(chan, PROC_MSG_READY);

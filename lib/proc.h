@@ -8,7 +8,12 @@
  * inherits nothing but its IPC descriptor (always descriptor 3).  The new
  * child drops privileges at once (chroot where its role allows, then the
  * configured user) before it reads a single message, then receives its
- * configuration from the parent and reports READY.
+ * configuration from the parent and reports READY.  The configuration
+ * travels as the canonical text of the statements the parent checked
+ * (macros and includes resolved), and the child runs the same grammar on
+ * it, with the "shipped" flag telling parsers not to touch the filesystem:
+ * what a statement needs from files (tables, certificates) the parent
+ * loads and sends itself.
  *
  * A child that dies is not restarted: the parent logs which one died and
  * why, stops the others and exits.  A child whose parent is gone exits.
@@ -28,12 +33,16 @@ enum proc_msg_type {
 	PROC_MSG_VERBOSE = 1,	/* parent -> child: u32 verbosity */
 	PROC_MSG_CONF_END,	/* parent -> child: configuration complete */
 	PROC_MSG_READY,		/* child -> parent: configured and running */
+	PROC_MSG_CONF_TEXT,	/* parent -> child: canonical statements */
 };
+
+#define PROC_CONF_CHUNK	(60 * 1024)
 
 #define PROC_IPC_TYPES							\
 	{ PROC_MSG_VERBOSE,	"VERBOSE",	"u",	IPC_FD_NONE },	\
 	{ PROC_MSG_CONF_END,	"CONF_END",	"",	IPC_FD_NONE },	\
-	{ PROC_MSG_READY,	"READY",	"",	IPC_FD_NONE }
+	{ PROC_MSG_READY,	"READY",	"",	IPC_FD_NONE },	\
+	{ PROC_MSG_CONF_TEXT,	"CONF_TEXT",	"d",	IPC_FD_NONE }
 
 struct proc_role {
 	const char	*name;		/* "smtp": ps shows "mtad: smtp" */

@@ -1,0 +1,319 @@
+/*
+ * Buffered socket I/O over libevent, plain or TLS (see io.h).
+ */
+#include <sys/types.h>
+
+#include <errno.h>
+#include <event.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <tls.h>
+#include <unistd.h>
+
+#include "io.h"
+#include "log.h"
+
+#define IO_READ_CHUNK	(64 * 1024)
+
+static void	io_reload(struct io *);
+static void	io_dispatch(int, short, void *);
+static int	io_callback(struct io *, enum io_event);
+static int	io_do_handshake(struct io *);
+static int	io_do_write(struct io *);
+static int	io_do_read(struct io *);
+
+struct io *
+io_new(int fd, void (*cb)(struct io *, enum io_event, void *), void *arg)
+{
+	struct io	*io;
+
+	if ((io = calloc(1, sizeof(*io))) == NULL)
+		return NULL;
+	io->fd = fd;
+	io->cb = cb;
+	io->arg = arg;
+	if ((io->in = evbuffer_new()) == NULL ||
+	    (io->out = evbuffer_new()) == NULL) {
+		if (io->in)
+			evbuffer_free(io->in);
+		free(io);
+		return NULL;
+	}
+	event_set(&io->ev, fd, 0, io_dispatch, io);
+	io_reload(io);
+	return io;
+}
+
+/* Closes the descriptor too.  Safe to call from the io's own callback. */
+void
+io_free(struct io *io)
+{
+	if (io == NULL)
+		return;
+	event_del(&io->ev);
+	if (io->in_callback) {
+		io->freed = 1;
+		return;
+	}
+	if (io->tls) {
+		tls_close(io->tls);
+		tls_free(io->tls);
+	}
+	if (io->fd != -1)
+		close(io->fd);
+	evbuffer_free(io->in);
+	evbuffer_free(io->out);
+	free(io);
+}
+
+void
+io_set_timeout(struct io *io, int ms)
+{
+	io->timeout_ms = ms;
+	io_reload(io);
+}
+
+void
+io_pause(struct io *io)
+{
+	io->paused = 1;
+	io_reload(io);
+}
+
+/* Resuming also replays input that is already buffered. */
+void
+io_resume(struct io *io)
+{
+	io->paused = 0;
+	io_reload(io);
+	if (evbuffer_get_length(io->in) > 0 && !io->in_callback)
+		io_callback(io, IO_DATAIN);
+}
+
+int
+io_write(struct io *io, const void *p, size_t len)
+{
+	int	 r = evbuffer_add(io->out, p, len);
+
+	io_reload(io);
+	return r;
+}
+
+int
+io_printf(struct io *io, const char *fmt, ...)
+{
+	va_list	 ap;
+	int	 r;
+
+	va_start(ap, fmt);
+	r = evbuffer_add_vprintf(io->out, fmt, ap);
+	va_end(ap);
+	io_reload(io);
+	return r;
+}
+
+size_t
+io_queued(struct io *io)
+{
+	return evbuffer_get_length(io->out);
+}
+
+const char *
+io_error(struct io *io)
+{
+	return io->error;
+}
+
+int
+io_start_tls_server(struct io *io, struct tls *ctx)
+{
+	if (tls_accept_socket(ctx, &io->tls, io->fd) == -1) {
+		snprintf(io->error, sizeof(io->error), "%s", tls_error(ctx));
+		return -1;
+	}
+	io->tls_handshaking = 1;
+	io_reload(io);
+	return 0;
+}
+
+int
+io_start_tls_client(struct io *io, struct tls *ctx, const char *servername)
+{
+	if (tls_connect_socket(ctx, io->fd, servername) == -1) {
+		snprintf(io->error, sizeof(io->error), "%s", tls_error(ctx));
+		return -1;
+	}
+	io->tls = ctx;
+	io->tls_handshaking = 1;
+	io_reload(io);
+	return 0;
+}
+
+/* "TLSv1.3:TLS_AES_256_GCM_SHA384:256", the OpenSMTPD report format. */
+const char *
+io_tls_info(struct io *io, char *buf, size_t size)
+{
+	if (io->tls == NULL || io->tls_handshaking)
+		return NULL;
+	snprintf(buf, size, "%s:%s:%d", tls_conn_version(io->tls),
+	    tls_conn_cipher(io->tls), tls_conn_cipher_strength(io->tls));
+	return buf;
+}
+
+static void
+io_reload(struct io *io)
+{
+	struct timeval	 tv;
+	short		 events = 0;
+
+	if (io->freed)
+		return;
+	event_del(&io->ev);
+	if (io->tls_handshaking)
+		events = io->tls_want == TLS_WANT_POLLOUT ? EV_WRITE : EV_READ;
+	else {
+		if (!io->paused && !io->eof)
+			events |= EV_READ;
+		if (evbuffer_get_length(io->out) > 0)
+			events |= EV_WRITE;
+	}
+	if (events == 0)
+		return;
+	event_set(&io->ev, io->fd, events, io_dispatch, io);
+	if (io->timeout_ms > 0) {
+		tv.tv_sec = io->timeout_ms / 1000;
+		tv.tv_usec = (io->timeout_ms % 1000) * 1000;
+		event_add(&io->ev, &tv);
+	} else
+		event_add(&io->ev, NULL);
+}
+
+/* Returns 0 when the io is gone (freed by its owner). */
+static int
+io_callback(struct io *io, enum io_event evt)
+{
+	int	 nested = io->in_callback;
+
+	io->in_callback = 1;
+	io->cb(io, evt, io->arg);
+	io->in_callback = nested;
+	if (io->freed && !nested) {
+		io->freed = 0;
+		io_free(io);
+		return 0;
+	}
+	return !io->freed;
+}
+
+static int
+io_do_handshake(struct io *io)
+{
+	int	 r = tls_handshake(io->tls);
+
+	if (r == TLS_WANT_POLLIN || r == TLS_WANT_POLLOUT) {
+		io->tls_want = r;
+		return 1;
+	}
+	io->tls_handshaking = 0;
+	if (r == -1) {
+		snprintf(io->error, sizeof(io->error), "TLS handshake: %s",
+		    tls_error(io->tls));
+		return io_callback(io, IO_ERROR);
+	}
+	return io_callback(io, IO_TLSREADY);
+}
+
+/* Returns 0 when the io is gone. */
+static int
+io_do_write(struct io *io)
+{
+	size_t		 len;
+	ssize_t		 n;
+	unsigned char	*p;
+
+	while ((len = evbuffer_get_length(io->out)) > 0) {
+		p = evbuffer_pullup(io->out, (ssize_t)(len > IO_READ_CHUNK ?
+		    IO_READ_CHUNK : len));
+		if (len > IO_READ_CHUNK)
+			len = IO_READ_CHUNK;
+		if (io->tls) {
+			n = tls_write(io->tls, p, len);
+			if (n == TLS_WANT_POLLIN || n == TLS_WANT_POLLOUT)
+				return 1;
+			if (n == -1) {
+				snprintf(io->error, sizeof(io->error),
+				    "TLS write: %s", tls_error(io->tls));
+				return io_callback(io, IO_ERROR);
+			}
+		} else if ((n = write(io->fd, p, len)) == -1) {
+			if (errno == EAGAIN || errno == EINTR)
+				return 1;
+			snprintf(io->error, sizeof(io->error), "write: %s",
+			    strerror(errno));
+			return io_callback(io, IO_ERROR);
+		}
+		evbuffer_drain(io->out, (size_t)n);
+	}
+	return io_callback(io, IO_LOWAT);
+}
+
+/* Returns 0 when the io is gone. */
+static int
+io_do_read(struct io *io)
+{
+	unsigned char	 buf[IO_READ_CHUNK];
+	ssize_t		 n;
+
+	if (io->tls) {
+		n = tls_read(io->tls, buf, sizeof(buf));
+		if (n == TLS_WANT_POLLIN || n == TLS_WANT_POLLOUT)
+			return 1;
+		if (n == -1) {
+			snprintf(io->error, sizeof(io->error), "TLS read: %s",
+			    tls_error(io->tls));
+			return io_callback(io, IO_ERROR);
+		}
+	} else if ((n = read(io->fd, buf, sizeof(buf))) == -1) {
+		if (errno == EAGAIN || errno == EINTR)
+			return 1;
+		snprintf(io->error, sizeof(io->error), "read: %s",
+		    strerror(errno));
+		return io_callback(io, IO_ERROR);
+	}
+	if (n == 0) {
+		io->eof = 1;
+		return io_callback(io, IO_DISCONNECTED);
+	}
+	if (evbuffer_add(io->in, buf, (size_t)n) == -1) {
+		snprintf(io->error, sizeof(io->error), "out of memory");
+		return io_callback(io, IO_ERROR);
+	}
+	return io_callback(io, IO_DATAIN);
+}
+
+static void
+io_dispatch(int fd, short events, void *arg)
+{
+	struct io	*io = arg;
+	int		 had_output;
+
+	(void)fd;
+	if (events & EV_TIMEOUT) {
+		if (io_callback(io, IO_TIMEOUT))
+			io_reload(io);
+		return;
+	}
+	if (io->tls_handshaking) {
+		if (io_do_handshake(io))
+			io_reload(io);
+		return;
+	}
+	had_output = evbuffer_get_length(io->out) > 0;
+	if ((events & EV_WRITE) && had_output && !io_do_write(io))
+		return;
+	if ((events & EV_READ) && !io->paused && !io_do_read(io))
+		return;
+	io_reload(io);
+}

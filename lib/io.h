@@ -1,0 +1,60 @@
+/*
+ * Buffered, event-driven socket I/O with optional TLS (libtls).
+ *
+ * The owner gets one callback with an event code: input is available,
+ * everything queued has been written, the TLS handshake finished, the
+ * idle timeout expired, the peer closed, or an error occurred.  Reading
+ * can be paused, which is how a session stops consuming pipelined input
+ * while it waits for another process, and how memory stays bounded when
+ * the other side of a relay is slower.
+ */
+#ifndef IO_H
+#define IO_H
+
+#include <event.h>
+#include <stddef.h>
+#include <tls.h>
+
+enum io_event {
+	IO_DATAIN,		/* new bytes in io->in */
+	IO_LOWAT,		/* output buffer drained */
+	IO_TLSREADY,		/* handshake done */
+	IO_TIMEOUT,
+	IO_DISCONNECTED,	/* orderly close by the peer */
+	IO_ERROR,		/* io_error() says why */
+};
+
+struct io {
+	int		 fd;
+	struct tls	*tls;
+	int		 tls_handshaking;
+	int		 tls_want;	/* what the handshake waits for */
+	struct evbuffer	*in;
+	struct evbuffer	*out;
+	struct event	 ev;
+	int		 timeout_ms;
+	int		 paused;
+	int		 eof;
+	int		 in_callback;
+	int		 freed;
+	char		 error[128];
+	void		(*cb)(struct io *, enum io_event, void *);
+	void		*arg;
+};
+
+struct io	*io_new(int, void (*)(struct io *, enum io_event, void *),
+		    void *);
+void		 io_free(struct io *);
+void		 io_set_timeout(struct io *, int);
+void		 io_pause(struct io *);
+void		 io_resume(struct io *);
+int		 io_write(struct io *, const void *, size_t);
+int		 io_printf(struct io *, const char *, ...)
+		    __attribute__((format(printf, 2, 3)));
+size_t		 io_queued(struct io *);
+const char	*io_error(struct io *);
+int		 io_start_tls_server(struct io *, struct tls *);
+int		 io_start_tls_client(struct io *, struct tls *, const char *);
+const char	*io_tls_info(struct io *, char *, size_t);
+
+#endif
