@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -691,4 +692,79 @@ conf_statement_append(struct conf *cf, char **buf, size_t *len)
 	*out++ = '\n';
 	*out = '\0';
 	*len = (size_t)(out - *buf);
+}
+
+/* "35M", "512K", "1G" or plain bytes. */
+int
+conf_size(struct conf *cf, const char *what, size_t *v)
+{
+	const char		*s;
+	char			*end;
+	unsigned long long	 n, mult = 1;
+
+	if ((s = conf_word(cf, what)) == NULL)
+		return 0;
+	errno = 0;
+	n = strtoull(s, &end, 10);
+	switch (*end) {
+	case 'k': case 'K':
+		mult = 1024;
+		end++;
+		break;
+	case 'm': case 'M':
+		mult = 1024 * 1024;
+		end++;
+		break;
+	case 'g': case 'G':
+		mult = 1024 * 1024 * 1024;
+		end++;
+		break;
+	}
+	if (!isdigit((unsigned char)*s) || *end != '\0' || errno == ERANGE ||
+	    n > SIZE_MAX / mult) {
+		conf_error(cf, "expected %s (a size such as 35M), got '%s'",
+		    what, s);
+		return 0;
+	}
+	*v = (size_t)(n * mult);
+	return 1;
+}
+
+/* "30s", "5m", "2h", "4d" or plain seconds. */
+int
+conf_duration(struct conf *cf, const char *what, int *seconds)
+{
+	const char	*s;
+	char		*end;
+	long		 n, mult = 1;
+
+	if ((s = conf_word(cf, what)) == NULL)
+		return 0;
+	errno = 0;
+	n = strtol(s, &end, 10);
+	switch (*end) {
+	case 's':
+		end++;
+		break;
+	case 'm':
+		mult = 60;
+		end++;
+		break;
+	case 'h':
+		mult = 3600;
+		end++;
+		break;
+	case 'd':
+		mult = 86400;
+		end++;
+		break;
+	}
+	if (!isdigit((unsigned char)*s) || *end != '\0' || errno == ERANGE ||
+	    n <= 0 || n > INT_MAX / mult) {
+		conf_error(cf, "expected %s (a duration such as 5m), got '%s'",
+		    what, s);
+		return 0;
+	}
+	*seconds = (int)(n * mult);
+	return 1;
 }

@@ -77,6 +77,8 @@ int	 conf_expect_punct(struct conf *, char);
 const char *conf_word(struct conf *, const char *);
 int	 conf_number(struct conf *, const char *, long long, long long,
 	    long long *);
+int	 conf_size(struct conf *, const char *, size_t *);
+int	 conf_duration(struct conf *, const char *, int *);
 int	 conf_end(struct conf *);
 const char *conf_describe(const struct conf_token *);
 void	 conf_statement_append(struct conf *, char **, size_t *);

@@ -49,6 +49,9 @@ static struct {
 	char			*conf_text;
 	size_t			 conf_len;
 	struct ipc_chan		 chan;
+	struct ipc_chan		 peers[PROC_MAX_PEERS];
+	char			*peer_names[PROC_MAX_PEERS];
+	size_t			 npeers;
 	struct event		 ev_sigterm;
 } child;
 
@@ -58,6 +61,8 @@ static void	 parent_main(const char *, char **, size_t, int, int, int)
 static void	 parent_load_config(const char *, char **, size_t);
 static void	 parent_spawn_children(int, int);
 static void	 parent_send_initial_config(int);
+static struct proc_child *parent_child_by_role(const char *);
+static void	 parent_send_peers(void);
 static int	 parent_dispatch(struct ipc_chan *, struct ipc_msg *);
 static void	 parent_child_closed(struct ipc_chan *);
 static void	 parent_shutdown(int);
@@ -67,6 +72,8 @@ static void	 parent_grace_expired(int, short, void *);
 static void	 child_main(const char *, const char *, const char *, int, int)
 		    __attribute__((noreturn));
 static void	 child_parse_config(void);
+static void	 child_add_peer(const char *, int);
+static void	 child_peer_closed(struct ipc_chan *);
 static int	 child_dispatch(struct ipc_chan *, struct ipc_msg *);
 static void	 child_parent_closed(struct ipc_chan *);
 static void	 child_sig(int, short, void *);
@@ -214,6 +221,8 @@ parent_main(const char *conffile, char **defines, size_t ndefines,
 			fatalx("unknown user %s", settings->user);
 		proc_prepare_chroot(settings->chroot);
 	}
+	if (desc->parent_init)
+		desc->parent_init();
 
 	if (!foreground) {
 		if (daemon(0, 0) == -1)
@@ -272,9 +281,9 @@ parent_spawn_children(int foreground, int verbose)
 		argv[argc++] = (char *)role->name;
 		argv[argc++] = "-u";
 		argv[argc++] = settings->user;
-		if (role->chroot) {
+		if (role->chroot_dir != NULL) {
 			argv[argc++] = "-C";
-			argv[argc++] = settings->chroot;
+			argv[argc++] = (char *)role->chroot_dir();
 		}
 		if (foreground)
 			argv[argc++] = "-d";
@@ -316,9 +325,46 @@ parent_send_initial_config(int verbose)
 			ipc_add_data(&c->chan, parent.conf_text + off, n);
 			ipc_end(&c->chan);
 		}
+		ipc_send_empty(&c->chan, PROC_MSG_CONF_TEXT_END);
 		if (desc->send_config)
 			desc->send_config(c);
-		ipc_send_empty(&c->chan, PROC_MSG_CONF_END);
+	}
+	parent_send_peers();
+	for (i = 0; i < parent.nchildren; i++)
+		ipc_send_empty(&parent.children[i].chan, PROC_MSG_CONF_END);
+}
+
+static struct proc_child *
+parent_child_by_role(const char *role)
+{
+	size_t	 i;
+
+	for (i = 0; i < parent.nchildren; i++)
+		if (strcmp(parent.children[i].role->name, role) == 0)
+			return &parent.children[i];
+	fatalx("peer table names unknown role %s", role);
+}
+
+/* One socketpair per pair of roles that talk directly. */
+static void
+parent_send_peers(void)
+{
+	struct proc_child	*a, *b;
+	size_t			 i;
+	int			 sp[2];
+
+	for (i = 0; desc->peers && desc->peers[i][0] != NULL; i++) {
+		a = parent_child_by_role(desc->peers[i][0]);
+		b = parent_child_by_role(desc->peers[i][1]);
+		if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0,
+		    sp) == -1)
+			fatal("socketpair");
+		ipc_begin(&a->chan, PROC_MSG_PEER, sp[0]);
+		ipc_add_string(&a->chan, b->role->name);
+		ipc_end(&a->chan);
+		ipc_begin(&b->chan, PROC_MSG_PEER, sp[1]);
+		ipc_add_string(&b->chan, a->role->name);
+		ipc_end(&b->chan);
 	}
 }
 
@@ -472,8 +518,7 @@ child_main(const char *rolename, const char *user, const char *chrootdir,
 	if (geteuid() == 0 && user == NULL)
 		fatalx("role %s started as root without a user", rolename);
 	if (user != NULL)
-		proc_drop_privileges(user, child.role->chroot ? chrootdir :
-		    NULL);
+		proc_drop_privileges(user, chrootdir);
 	if (fcntl(PROC_IPC_FD, F_SETFL, O_NONBLOCK) == -1)
 		fatal("IPC descriptor %d", PROC_IPC_FD);
 
@@ -492,6 +537,42 @@ child_main(const char *rolename, const char *user, const char *chrootdir,
 		child.role->init(&child.chan);
 	event_dispatch();
 	exit(0);
+}
+
+static void
+child_add_peer(const char *name, int fd)
+{
+	struct ipc_chan	*chan;
+
+	if (child.npeers == PROC_MAX_PEERS)
+		fatalx("too many peers");
+	if (fcntl(fd, F_SETFL, O_NONBLOCK) == -1)
+		fatal("peer %s", name);
+	child.peer_names[child.npeers] = xstrdup(name);
+	chan = &child.peers[child.npeers];
+	ipc_chan_init(chan, fd, child.peer_names[child.npeers],
+	    IPC_PEER_INTERNAL, desc->types, desc->ntypes, child_dispatch,
+	    child_peer_closed, NULL);
+	child.npeers++;
+}
+
+struct ipc_chan *
+proc_peer(const char *name)
+{
+	size_t	 i;
+
+	for (i = 0; i < child.npeers; i++)
+		if (strcmp(child.peer_names[i], name) == 0)
+			return &child.peers[i];
+	fatalx("no peer %s", name);
+}
+
+/* A peer only goes away by dying; the parent stops the daemon then. */
+static void
+child_peer_closed(struct ipc_chan *chan)
+{
+	log_warnx("lost peer %s, exiting", chan->peer);
+	exit(1);
 }
 
 /* The parent checked these statements: an error here is a bug. */
@@ -520,6 +601,9 @@ child_dispatch(struct ipc_chan *chan, struct ipc_msg *msg)
 	const void	*p;
 	size_t		 len;
 
+	/* Peers speak the daemon's messages, never the framework's. */
+	if (chan != &child.chan && msg->type < PROC_MSG_DAEMON_FIRST)
+		return -1;
 	switch (msg->type) {
 	case PROC_MSG_VERBOSE:
 		log_setverbose((int)ipc_get_u32(msg));
@@ -533,9 +617,18 @@ child_dispatch(struct ipc_chan *chan, struct ipc_msg *msg)
 		memcpy(child.conf_text + child.conf_len, p, len);
 		child.conf_len += len;
 		return 0;
-	case PROC_MSG_CONF_END:
+	case PROC_MSG_CONF_TEXT_END:
 		ipc_get_end(msg);
 		child_parse_config();
+		return 0;
+	case PROC_MSG_PEER:
+		if (chan != &child.chan)
+			return -1;	/* only the parent hands out peers */
+		child_add_peer(ipc_get_string(msg), msg->fd);
+		ipc_get_end(msg);
+		return 0;
+	case PROC_MSG_CONF_END:
+		ipc_get_end(msg);
 		if (child.role->configured)
 			child.role->configured(chan);
 		ipc_send_empty(chan, PROC_MSG_READY);

@@ -18,6 +18,8 @@
 #include "log.h"
 #include "proc.h"
 
+int	 proc_chrooted;
+
 /*
  * LeakSanitizer reads /proc/self/task at exit, which a chrooted process
  * cannot see and a process that changed uid may not read.  In sanitizer
@@ -98,6 +100,7 @@ proc_drop_privileges(const char *user, const char *chrootdir)
 			fatal("chroot %s", chrootdir);
 		if (chdir("/") == -1)
 			fatal("chdir /");
+		proc_chrooted = 1;
 	}
 	if (setgroups(1, &pw->pw_gid) == -1 ||
 	    setresgid(pw->pw_gid, pw->pw_gid, pw->pw_gid) == -1 ||

@@ -15,6 +15,9 @@
  * what a statement needs from files (tables, certificates) the parent
  * loads and sends itself.
  *
+ * Children that talk to each other directly (the daemon lists the pairs)
+ * get one end of a socketpair each from the parent, in a PEER message.
+ *
  * A child that dies is not restarted: the parent logs which one died and
  * why, stops the others and exits.  A child whose parent is gone exits.
  */
@@ -34,7 +37,12 @@ enum proc_msg_type {
 	PROC_MSG_CONF_END,	/* parent -> child: configuration complete */
 	PROC_MSG_READY,		/* child -> parent: configured and running */
 	PROC_MSG_CONF_TEXT,	/* parent -> child: canonical statements */
+	PROC_MSG_CONF_TEXT_END,	/* parent -> child: parse them now */
+	PROC_MSG_PEER,		/* parent -> child: s peer role, fd */
 };
+
+#define PROC_MSG_DAEMON_FIRST	100
+#define PROC_MAX_PEERS		8
 
 #define PROC_CONF_CHUNK	(60 * 1024)
 
@@ -42,14 +50,18 @@ enum proc_msg_type {
 	{ PROC_MSG_VERBOSE,	"VERBOSE",	"u",	IPC_FD_NONE },	\
 	{ PROC_MSG_CONF_END,	"CONF_END",	"",	IPC_FD_NONE },	\
 	{ PROC_MSG_READY,	"READY",	"",	IPC_FD_NONE },	\
-	{ PROC_MSG_CONF_TEXT,	"CONF_TEXT",	"d",	IPC_FD_NONE }
+	{ PROC_MSG_CONF_TEXT,	"CONF_TEXT",	"d",	IPC_FD_NONE },	\
+	{ PROC_MSG_CONF_TEXT_END, "CONF_TEXT_END", "",	IPC_FD_NONE },	\
+	{ PROC_MSG_PEER,	"PEER",		"s",	IPC_FD_REQUIRED }
 
 struct proc_role {
 	const char	*name;		/* "smtp": ps shows "mtad: smtp" */
-	int		 chroot;	/* chroot into the empty directory */
+	/* parent: where the role is chrooted (NULL: not chrooted) */
+	const char	*(*chroot_dir)(void);
 	/* child: privileges are dropped, the parent channel is up */
 	void		(*init)(struct ipc_chan *);
-	/* child: a daemon message from the parent; -1 if unexpected */
+	/* child: a daemon message from the parent or a peer (chan->peer
+	 * says which); -1 if unexpected */
 	int		(*dispatch)(struct ipc_chan *, struct ipc_msg *);
 	/* child: the whole configuration has arrived */
 	void		(*configured)(struct ipc_chan *);
@@ -76,9 +88,13 @@ struct daemon_desc {
 	size_t			 nroles;
 	const struct ipc_type	*types;
 	size_t			 ntypes;
+	/* pairs of roles that talk directly, { "smtp", "queue" }, NULL-ended */
+	const char		*(*peers)[2];
 	/* parent: parse statements from cf; errors are counted in cf */
 	void			(*parse)(struct conf *);
 	const struct proc_settings *(*settings)(void);
+	/* parent: after the check, before forking: open sockets, files */
+	void			(*parent_init)(void);
 	/* parent: send one child its configuration (before CONF_END) */
 	void			(*send_config)(struct proc_child *);
 	/* parent: a daemon message from a child; -1 if unexpected */
@@ -96,8 +112,11 @@ int	 daemon_parse_settings(struct conf *, struct proc_settings *);
 pid_t	 proc_spawn(const char *, char *const [], int);
 void	 proc_sanitizer_env(void);
 void	 proc_drop_privileges(const char *, const char *);
+extern int proc_chrooted;	/* set by proc_drop_privileges() */
 void	 proc_prepare_chroot(const char *);
 const char *proc_describe_status(int);
 struct proc_child *proc_children(size_t *);
+/* child: the channel to another role, set up by the parent */
+struct ipc_chan *proc_peer(const char *);
 
 #endif

@@ -15,6 +15,8 @@
 #define SMTP_LOCALPART_MAX	64	/* RFC 5321 4.5.3.1.1 */
 #define SMTP_DOMAIN_MAX		255	/* RFC 5321 4.5.3.1.2 */
 #define SMTP_PATH_MAX		256	/* RFC 5321 4.5.3.1.3, with <> */
+/* local@domain, as large as the parts allow (the path limit is smaller) */
+#define SMTP_ADDRESS_MAX	(SMTP_LOCALPART_MAX + 1 + SMTP_DOMAIN_MAX)
 
 enum smtp_verb {
 	SMTP_UNKNOWN,

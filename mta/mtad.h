@@ -2,33 +2,267 @@
  * mtad: the mail transfer agent.
  *
  * Processes (see lib/proc.h for the framework):
- *	parent	privileged: configuration, listening sockets, supervision
- *	smtp	the SMTP server: client sessions (chrooted, unprivileged)
+ *	parent	privileged: configuration, listening sockets, certificates,
+ *		table files, supervision
+ *	smtp	the SMTP server: client sessions, rules (chrooted, empty dir)
  *	queue	the spool: the only process that touches queued mail
+ *		(chrooted into the queue directory)
  */
 #ifndef MTAD_H
 #define MTAD_H
 
-#include "conf.h"
-#include "proc.h"
+#include <sys/types.h>
+#include <sys/queue.h>
+#include <sys/socket.h>
 
-#define MTAD_CONF	"/etc/mtad.conf"
-#define MTAD_USER	"_mtad"
-#define MTAD_CHROOT	"/var/empty"
+#include <stddef.h>
+#include <stdint.h>
+
+#include "conf.h"
+#include "ipc.h"
+#include "proc.h"
+#include "smtp_proto.h"
+
+#define MTAD_CONF		"/etc/mtad.conf"
+#define MTAD_USER		"_mtad"
+#define MTAD_CHROOT		"/var/empty"
+#define MTAD_QUEUE		"/var/spool/mtad"
+
+/* Defaults an administrator can change; see mtad.conf(5). */
+#define DEF_MAX_MESSAGE_SIZE	(35 * 1024 * 1024)
+#define DEF_MAX_RCPT		1000
+#define DEF_MAX_MAILS		100
+#define DEF_MAX_SESSIONS	1000
+#define DEF_MAX_ERRORS		10
+#define DEF_COMMAND_TIMEOUT	300	/* seconds, RFC 5321 4.5.3.2.7 */
+#define DEF_DATA_TIMEOUT	600	/* seconds, RFC 5321 4.5.3.2.6 */
 
 /* mtad's own message types, after the framework's. */
 enum mtad_msg_type {
-	MTAD_MSG_FIRST = 100,
+	MTAD_MSG_LISTENER = 100,	/* parent -> smtp: u32 index, fd */
+	MTAD_MSG_PKI,			/* parent -> smtp: name, cert, key */
+	MTAD_MSG_TABLE_ITEM,		/* parent -> smtp: table, key, value */
+	MTAD_MSG_MESSAGE_CREATE,	/* smtp -> queue: q request */
+	MTAD_MSG_MESSAGE_CREATED,	/* queue -> smtp: q req, u32 msgid, fd */
+	MTAD_MSG_ENVELOPE,		/* smtp -> queue: u32 msgid, q evpid, s */
+	MTAD_MSG_MESSAGE_COMMIT,	/* smtp -> queue: q req, u32 msgid */
+	MTAD_MSG_MESSAGE_COMMITTED,	/* queue -> smtp: q req, u32 ok */
+	MTAD_MSG_MESSAGE_ROLLBACK,	/* smtp -> queue: u32 msgid */
+};
+
+enum table_kind {
+	TABLE_LIST,		/* values only */
+	TABLE_MAP,		/* key -> value */
+};
+
+struct table_entry {
+	char	*key;
+	char	*value;		/* NULL in a list */
+};
+
+struct table {
+	TAILQ_ENTRY(table)	 entry;
+	char			*name;
+	char			*path;		/* file:PATH, or NULL (inline) */
+	enum table_kind		 kind;
+	struct table_entry	*items;		/* sorted by key */
+	size_t			 nitems;
+	size_t			 itemcap;
+};
+
+enum listener_tls {
+	LISTEN_TLS_NONE,
+	LISTEN_TLS_STARTTLS,	/* "tls": offered */
+	LISTEN_TLS_REQUIRE,	/* "tls-require": before MAIL */
+	LISTEN_TLS_SMTPS,	/* "smtps": TLS from the first byte */
+};
+
+struct listener {
+	TAILQ_ENTRY(listener)	 entry;
+	unsigned int		 index;		/* statement order */
+	char			*on;		/* address or interface */
+	int			 family;	/* AF_UNSPEC, AF_INET, AF_INET6 */
+	int			 port;
+	char			*hostname;	/* greeting name */
+	char			*tag;
+	enum listener_tls	 tls;
+	char			*pki;
+	struct table		*xclient_from;
+	int			 mask_src;
+};
+
+struct pki {
+	TAILQ_ENTRY(pki)	 entry;
+	char			*name;
+	char			*cert_file;
+	char			*key_file;
+	char			*cert;		/* PEM, loaded by the parent */
+	size_t			 cert_len;
+	char			*key;
+	size_t			 key_len;
+};
+
+enum action_kind {
+	ACTION_MAILDIR,
+	ACTION_MBOX,
+	ACTION_MDA,
+	ACTION_LMTP,
+};
+
+struct action {
+	TAILQ_ENTRY(action)	 entry;
+	char			*name;
+	enum action_kind	 kind;
+	char			*arg;		/* path, command, destination */
+	struct table		*alias;
+	struct table		*virtual;
+	char			*user;
+};
+
+enum rule_from {
+	FROM_ANY,
+	FROM_LOCAL,
+	FROM_SRC,		/* client address in a table */
+};
+
+enum rule_for {
+	FOR_ANY,
+	FOR_LOCAL,
+	FOR_DOMAIN,		/* recipient domain in a table */
+	FOR_RCPT,		/* recipient address in a table */
+};
+
+struct rule {
+	TAILQ_ENTRY(rule)	 entry;
+	int			 from_negated;
+	enum rule_from		 from;
+	struct table		*from_table;
+	int			 for_negated;
+	enum rule_for		 for_;
+	struct table		*for_table;
+	char			*tag;
+	int			 tag_negated;
+	int			 reject;
+	struct action		*action;
 };
 
 struct mtad_conf {
 	struct proc_settings	 proc;
+	char			*hostname;
+	char			*queue_path;
+	size_t			 max_message_size;
+	size_t			 max_rcpt;
+	size_t			 max_mails;
+	size_t			 max_sessions;
+	size_t			 max_errors;
+	int			 command_timeout;
+	int			 data_timeout;
+	unsigned int		 nlisteners;
+	TAILQ_HEAD(, listener)	 listeners;
+	TAILQ_HEAD(, table)	 tables;
+	TAILQ_HEAD(, pki)	 pkis;
+	TAILQ_HEAD(, action)	 actions;
+	TAILQ_HEAD(, rule)	 rules;
+};
+
+#define ENVELOPE_FIELD_MAX	1024
+
+/* DSN NOTIFY flags (RFC 3461 4.1) */
+#define DSN_NOTIFY_SUCCESS	0x1
+#define DSN_NOTIFY_FAILURE	0x2
+#define DSN_NOTIFY_DELAY	0x4
+#define DSN_NOTIFY_NEVER	0x8
+
+/* Envelope flags */
+#define ENVELOPE_SMTPUTF8	0x1
+#define ENVELOPE_8BITMIME	0x2
+
+/*
+ * One recipient of one message: what the queue stores and delivery
+ * works from.  On disk it is text, one "key: value" per line.
+ */
+struct envelope {
+	uint64_t	 id;		/* msgid << 32 | random */
+	char		 sender[SMTP_ADDRESS_MAX + 1];	/* "" for <> */
+	char		 rcpt[SMTP_ADDRESS_MAX + 1];
+	char		 action[128];
+	char		 tag[128];
+	char		 helo[SMTP_DOMAIN_MAX + 1];
+	char		 client[128];	/* address, "local" for a socket */
+	int64_t		 created;
+	uint32_t	 flags;
+	uint32_t	 dsn_notify;
+	char		 dsn_ret[8];	/* "", "FULL" or "HDRS" */
+	char		 dsn_envid[301];	/* xtext, as received */
+	char		 dsn_orcpt[ENVELOPE_FIELD_MAX];
+	uint32_t	 retries;
 };
 
 extern struct mtad_conf	*mtad_conf;
+extern const struct ipc_type	 mtad_types[];
+extern const size_t		 mtad_ntypes;
 
 /* parse.c */
 void	 mtad_conf_init(void);
 void	 mtad_parse(struct conf *);
+struct table *table_find(const char *);
+struct listener *listener_find(unsigned int);
+struct pki *pki_find(const char *);
+
+/* table.c */
+struct table *table_new(const char *, const char *);
+void	 table_add(struct table *, const char *, const char *);
+void	 table_clear(struct table *);
+int	 table_load_file(struct table *, char *, size_t);
+const char *table_get(const struct table *, const char *);
+int	 table_has(const struct table *, const char *);
+int	 table_match_domain(const struct table *, const char *);
+int	 table_match_address(const struct table *, const char *,
+	    const char *);
+int	 table_match_netaddr(const struct table *,
+	    const struct sockaddr_storage *);
+
+/* ruleset.c */
+struct rcpt_context {
+	const struct sockaddr_storage	*client;	/* NULL: local socket */
+	const char			*tag;
+	const struct mailaddr		*rcpt;
+};
+const struct rule *ruleset_match(const struct rcpt_context *);
+int	 ruleset_is_local_domain(const char *);
+
+/* envelope.c */
+uint32_t envelope_msgid(uint64_t);
+int	 envelope_dump(const struct envelope *, char *, size_t);
+int	 envelope_load(struct envelope *, const char *, size_t);
+
+/* queue_backend.c: the queue API; one backend (queue_fs.c) so far */
+struct queue_backend {
+	const char	*name;
+	int		(*init)(void);
+	int		(*message_create)(uint32_t *);
+	int		(*message_fd)(uint32_t);
+	int		(*message_commit)(uint32_t, const struct envelope *,
+			    size_t);
+	int		(*message_delete)(uint32_t);
+	int		(*envelope_delete)(uint64_t);
+	int		(*envelope_get)(uint64_t, struct envelope *);
+	int		(*walk)(int (*)(uint64_t, void *), void *);
+};
+extern const struct queue_backend	 queue_fs_backend;
+
+/* parent.c */
+void	 parent_init(void);
+void	 parent_send_config(struct proc_child *);
+
+/* smtp.c */
+void	 smtp_init(struct ipc_chan *);
+int	 smtp_dispatch(struct ipc_chan *, struct ipc_msg *);
+void	 smtp_configured(struct ipc_chan *);
+
+/* queue.c */
+void	 queue_init(struct ipc_chan *);
+int	 queue_dispatch(struct ipc_chan *, struct ipc_msg *);
+void	 queue_configured(struct ipc_chan *);
 
 #endif

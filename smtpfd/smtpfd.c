@@ -11,9 +11,15 @@
  * Every process and its privileges, in one place.  The roles have no
  * work of their own yet: the smtpf frontend and the filter engine fill them.
  */
+static const char *
+smtpfd_empty_dir(void)
+{
+	return smtpfd_conf->proc.chroot;
+}
+
 static const struct proc_role smtpfd_roles[] = {
-	{ "frontend",	1,	NULL,	NULL,	NULL },
-	{ "engine",	1,	NULL,	NULL,	NULL },
+	{ "frontend",	smtpfd_empty_dir,	NULL,	NULL,	NULL },
+	{ "engine",	smtpfd_empty_dir,	NULL,	NULL,	NULL },
 };
 
 static const struct ipc_type smtpfd_types[] = {

@@ -1,0 +1,212 @@
+/*
+ * What mtad's privileged parent does besides supervising: prepare the
+ * queue directory, open the listening sockets, and hand the smtp process
+ * what it may not read itself (sockets, certificates, table files).
+ */
+#include <sys/types.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+
+#include <netinet/in.h>
+#include <arpa/inet.h>
+#include <errno.h>
+#include <limits.h>
+#include <ifaddrs.h>
+#include <net/if.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "mtad.h"
+#include "xmalloc.h"
+
+struct listen_socket {
+	unsigned int	 index;
+	int		 fd;
+};
+
+static struct listen_socket	*sockets;
+static size_t			 nsockets;
+
+static void
+add_socket(struct listener *l, const struct sockaddr_storage *ss,
+    socklen_t len)
+{
+	char	 host[INET6_ADDRSTRLEN];
+	int	 fd, on = 1;
+
+	if ((fd = socket(ss->ss_family, SOCK_STREAM | SOCK_NONBLOCK |
+	    SOCK_CLOEXEC, 0)) == -1)
+		fatal("socket");
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)) == -1)
+		fatal("SO_REUSEADDR");
+	if (ss->ss_family == AF_INET6 && setsockopt(fd, IPPROTO_IPV6,
+	    IPV6_V6ONLY, &on, sizeof(on)) == -1)
+		fatal("IPV6_V6ONLY");
+	inet_ntop(ss->ss_family, ss->ss_family == AF_INET ?
+	    (const void *)&((const struct sockaddr_in *)(const void *)ss)->sin_addr :
+	    (const void *)&((const struct sockaddr_in6 *)(const void *)ss)->sin6_addr,
+	    host, sizeof(host));
+	if (bind(fd, (const struct sockaddr *)ss, len) == -1)
+		fatal("listen on %s port %d", host, l->port);
+	if (listen(fd, SOMAXCONN) == -1)
+		fatal("listen on %s port %d", host, l->port);
+	sockets = xreallocarray(sockets, nsockets + 1, sizeof(*sockets));
+	sockets[nsockets].index = l->index;
+	sockets[nsockets].fd = fd;
+	nsockets++;
+	log_debug("listening on %s port %d", host, l->port);
+}
+
+static int
+family_wanted(const struct listener *l, int family)
+{
+	return l->family == AF_UNSPEC || l->family == family;
+}
+
+/* An address, "localhost", or the name of an interface. */
+static void
+open_listener(struct listener *l)
+{
+	struct sockaddr_storage	 ss;
+	struct sockaddr_in	*sin = (struct sockaddr_in *)(void *)&ss;
+	struct sockaddr_in6	*sin6 = (struct sockaddr_in6 *)(void *)&ss;
+	struct ifaddrs		*ifap, *ifa;
+	size_t			 before = nsockets;
+
+	memset(&ss, 0, sizeof(ss));
+	if (inet_pton(AF_INET, l->on, &sin->sin_addr) == 1) {
+		sin->sin_family = AF_INET;
+		sin->sin_port = htons((uint16_t)l->port);
+		add_socket(l, &ss, sizeof(*sin));
+		return;
+	}
+	if (inet_pton(AF_INET6, l->on, &sin6->sin6_addr) == 1) {
+		sin6->sin6_family = AF_INET6;
+		sin6->sin6_port = htons((uint16_t)l->port);
+		add_socket(l, &ss, sizeof(*sin6));
+		return;
+	}
+	if (strcmp(l->on, "localhost") == 0) {
+		if (family_wanted(l, AF_INET)) {
+			sin->sin_family = AF_INET;
+			sin->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+			sin->sin_port = htons((uint16_t)l->port);
+			add_socket(l, &ss, sizeof(*sin));
+		}
+		if (family_wanted(l, AF_INET6)) {
+			memset(&ss, 0, sizeof(ss));
+			sin6->sin6_family = AF_INET6;
+			sin6->sin6_addr = in6addr_loopback;
+			sin6->sin6_port = htons((uint16_t)l->port);
+			add_socket(l, &ss, sizeof(*sin6));
+		}
+		return;
+	}
+	if (getifaddrs(&ifap) == -1)
+		fatal("getifaddrs");
+	for (ifa = ifap; ifa; ifa = ifa->ifa_next) {
+		if (ifa->ifa_addr == NULL || strcmp(ifa->ifa_name, l->on) != 0 ||
+		    !family_wanted(l, ifa->ifa_addr->sa_family))
+			continue;
+		memset(&ss, 0, sizeof(ss));
+		if (ifa->ifa_addr->sa_family == AF_INET) {
+			memcpy(sin, ifa->ifa_addr, sizeof(*sin));
+			sin->sin_port = htons((uint16_t)l->port);
+			add_socket(l, &ss, sizeof(*sin));
+		} else if (ifa->ifa_addr->sa_family == AF_INET6) {
+			memcpy(sin6, ifa->ifa_addr, sizeof(*sin6));
+			if (IN6_IS_ADDR_LINKLOCAL(&sin6->sin6_addr))
+				continue;
+			sin6->sin6_port = htons((uint16_t)l->port);
+			add_socket(l, &ss, sizeof(*sin6));
+		}
+	}
+	freeifaddrs(ifap);
+	if (nsockets == before)
+		fatalx("listen on %s: no such address or interface", l->on);
+}
+
+/*
+ * The queue directory belongs to root (it is the queue process's
+ * chroot); what is inside belongs to the unprivileged user.
+ */
+static void
+prepare_queue(void)
+{
+	const char	*q = mtad_conf->queue_path;
+	const char	*sub[] = { "incoming", "queue" };
+	struct passwd	*pw = NULL;
+	char		 path[PATH_MAX];
+	size_t		 i;
+
+	if (geteuid() == 0) {
+		proc_prepare_chroot(q);
+		if ((pw = getpwnam(mtad_conf->proc.user)) == NULL)
+			fatalx("unknown user %s", mtad_conf->proc.user);
+	} else if (mkdir(q, 0700) == -1 && errno != EEXIST)
+		fatal("mkdir %s", q);
+	for (i = 0; i < sizeof(sub) / sizeof(sub[0]); i++) {
+		snprintf(path, sizeof(path), "%s/%s", q, sub[i]);
+		if (mkdir(path, 0700) == -1 && errno != EEXIST)
+			fatal("mkdir %s", path);
+		if (pw != NULL && chown(path, pw->pw_uid, pw->pw_gid) == -1)
+			fatal("chown %s", path);
+	}
+}
+
+void
+parent_init(void)
+{
+	struct listener	*l;
+
+	prepare_queue();
+	TAILQ_FOREACH(l, &mtad_conf->listeners, entry)
+		open_listener(l);
+}
+
+static void
+send_smtp_config(struct proc_child *c)
+{
+	struct pki	*p;
+	struct table	*t;
+	size_t		 i;
+
+	TAILQ_FOREACH(p, &mtad_conf->pkis, entry) {
+		if (p->cert == NULL || p->key == NULL)
+			continue;
+		ipc_begin(&c->chan, MTAD_MSG_PKI, -1);
+		ipc_add_string(&c->chan, p->name);
+		ipc_add_data(&c->chan, p->cert, p->cert_len);
+		ipc_add_data(&c->chan, p->key, p->key_len);
+		ipc_end(&c->chan);
+	}
+	TAILQ_FOREACH(t, &mtad_conf->tables, entry) {
+		if (t->path == NULL)
+			continue;	/* inline: in the statements already */
+		for (i = 0; i < t->nitems; i++) {
+			ipc_begin(&c->chan, MTAD_MSG_TABLE_ITEM, -1);
+			ipc_add_string(&c->chan, t->name);
+			ipc_add_string(&c->chan, t->items[i].key);
+			ipc_add_string(&c->chan, t->items[i].value ?
+			    t->items[i].value : "");
+			ipc_end(&c->chan);
+		}
+	}
+	for (i = 0; i < nsockets; i++) {
+		ipc_begin(&c->chan, MTAD_MSG_LISTENER, sockets[i].fd);
+		ipc_add_u32(&c->chan, sockets[i].index);
+		ipc_end(&c->chan);
+	}
+	nsockets = 0;	/* the descriptors went with the messages */
+}
+
+void
+parent_send_config(struct proc_child *c)
+{
+	if (strcmp(c->role->name, "smtp") == 0)
+		send_smtp_config(c);
+}

@@ -1,0 +1,324 @@
+/*
+ * The filesystem queue backend.  Relative to the queue directory (the
+ * queue process's chroot):
+ *
+ *	incoming/<msgid>/		a message being received
+ *	incoming/<msgid>/message	its content, written by the smtp process
+ *	queue/<msgid>/message		a committed message
+ *	queue/<msgid>/<evpid>		one envelope per recipient
+ *
+ * A message becomes visible only by the atomic rename of its directory
+ * from incoming/ to queue/, after the content, every envelope and the
+ * directory itself have been fsync()ed.  A crash before the rename leaves
+ * an orphan in incoming/, removed at the next start; after it, a complete
+ * message.  So nothing that got 250 is lost, and nothing that did not is
+ * delivered.
+ */
+#include <sys/types.h>
+#include <sys/stat.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "mtad.h"
+
+#define ENVELOPE_MAX	(8 * 1024)
+
+static int	 fs_init(void);
+static int	 fs_message_create(uint32_t *);
+static int	 fs_message_fd(uint32_t);
+static int	 fs_message_commit(uint32_t, const struct envelope *, size_t);
+static int	 fs_message_delete(uint32_t);
+static int	 fs_envelope_delete(uint64_t);
+static int	 fs_envelope_get(uint64_t, struct envelope *);
+static int	 fs_walk(int (*)(uint64_t, void *), void *);
+
+const struct queue_backend queue_fs_backend = {
+	.name = "fs",
+	.init = fs_init,
+	.message_create = fs_message_create,
+	.message_fd = fs_message_fd,
+	.message_commit = fs_message_commit,
+	.message_delete = fs_message_delete,
+	.envelope_delete = fs_envelope_delete,
+	.envelope_get = fs_envelope_get,
+	.walk = fs_walk,
+};
+
+static int
+fsync_path(const char *path)
+{
+	int	 fd, r;
+
+	if ((fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1)
+		return -1;
+	r = fsync(fd);
+	close(fd);
+	return r;
+}
+
+/* Remove a message directory and what is in it (one level deep). */
+static int
+remove_dir(const char *path)
+{
+	char		 file[PATH_MAX];
+	struct dirent	*de;
+	DIR		*dir;
+
+	if ((dir = opendir(path)) == NULL)
+		return errno == ENOENT ? 0 : -1;
+	while ((de = readdir(dir)) != NULL) {
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		snprintf(file, sizeof(file), "%s/%s", path, de->d_name);
+		if (unlink(file) == -1 && errno != ENOENT) {
+			log_warn("unlink %s", file);
+			closedir(dir);
+			return -1;
+		}
+	}
+	closedir(dir);
+	if (rmdir(path) == -1 && errno != ENOENT) {
+		log_warn("rmdir %s", path);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+fs_init(void)
+{
+	char		 path[PATH_MAX];
+	struct dirent	*de;
+	DIR		*dir;
+	size_t		 orphans = 0;
+
+	if ((mkdir("incoming", 0700) == -1 && errno != EEXIST) ||
+	    (mkdir("queue", 0700) == -1 && errno != EEXIST)) {
+		log_warn("queue directories");
+		return -1;
+	}
+	if ((dir = opendir("incoming")) == NULL) {
+		log_warn("opendir incoming");
+		return -1;
+	}
+	while ((de = readdir(dir)) != NULL) {
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "incoming/%s", de->d_name);
+		if (remove_dir(path) == 0)
+			orphans++;
+	}
+	closedir(dir);
+	if (orphans)
+		log_info("removed %zu incomplete message%s left by a crash",
+		    orphans, orphans == 1 ? "" : "s");
+	return 0;
+}
+
+static int
+fs_message_create(uint32_t *msgid)
+{
+	char	 path[64], queued[64];
+	int	 tries;
+
+	for (tries = 0; tries < 100; tries++) {
+		if ((*msgid = arc4random()) == 0)
+			continue;
+		snprintf(queued, sizeof(queued), "queue/%08" PRIx32, *msgid);
+		if (access(queued, F_OK) == 0)
+			continue;
+		snprintf(path, sizeof(path), "incoming/%08" PRIx32, *msgid);
+		if (mkdir(path, 0700) == 0)
+			return 0;
+		if (errno != EEXIST) {
+			log_warn("mkdir %s", path);
+			return -1;
+		}
+	}
+	log_warnx("no free message id after %d tries", tries);
+	return -1;
+}
+
+static int
+fs_message_fd(uint32_t msgid)
+{
+	char	 path[64];
+	int	 fd;
+
+	snprintf(path, sizeof(path), "incoming/%08" PRIx32 "/message", msgid);
+	if ((fd = open(path, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC,
+	    0600)) == -1)
+		log_warn("open %s", path);
+	return fd;
+}
+
+static int
+write_envelope(const char *dir, const struct envelope *e)
+{
+	char	 path[PATH_MAX], buf[ENVELOPE_MAX];
+	ssize_t	 n;
+	int	 fd, len;
+
+	if ((len = envelope_dump(e, buf, sizeof(buf))) == -1) {
+		log_warnx("envelope %016" PRIx64 " too large", e->id);
+		return -1;
+	}
+	snprintf(path, sizeof(path), "%s/%016" PRIx64, dir, e->id);
+	if ((fd = open(path, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC,
+	    0600)) == -1) {
+		log_warn("open %s", path);
+		return -1;
+	}
+	n = write(fd, buf, (size_t)len);
+	if (n != len || fsync(fd) == -1) {
+		log_warn("write %s", path);
+		close(fd);
+		return -1;
+	}
+	if (close(fd) == -1) {
+		log_warn("close %s", path);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+fs_message_commit(uint32_t msgid, const struct envelope *envs, size_t n)
+{
+	char	 incoming[64], queued[64], message[80];
+	size_t	 i;
+	int	 fd;
+
+	snprintf(incoming, sizeof(incoming), "incoming/%08" PRIx32, msgid);
+	snprintf(queued, sizeof(queued), "queue/%08" PRIx32, msgid);
+	snprintf(message, sizeof(message), "%s/message", incoming);
+
+	/* The content first: the smtp process wrote it through its fd. */
+	if ((fd = open(message, O_RDONLY | O_CLOEXEC)) == -1 ||
+	    fsync(fd) == -1) {
+		log_warn("fsync %s", message);
+		if (fd != -1)
+			close(fd);
+		return -1;
+	}
+	close(fd);
+	for (i = 0; i < n; i++)
+		if (write_envelope(incoming, &envs[i]) == -1)
+			return -1;
+	if (fsync_path(incoming) == -1) {
+		log_warn("fsync %s", incoming);
+		return -1;
+	}
+	if (rename(incoming, queued) == -1) {
+		log_warn("rename %s to %s", incoming, queued);
+		return -1;
+	}
+	/* The rename is durable once both parents are on disk. */
+	if (fsync_path("queue") == -1 || fsync_path("incoming") == -1) {
+		log_warn("fsync queue directories");
+		/*
+		 * The message is in queue/ now: undoing the rename could
+		 * lose it as well.  Refusing it is the safe answer: at
+		 * worst the client sends it again and it is delivered
+		 * twice, never lost.
+		 */
+		return -1;
+	}
+	return 0;
+}
+
+static int
+fs_message_delete(uint32_t msgid)
+{
+	char	 path[64];
+
+	snprintf(path, sizeof(path), "incoming/%08" PRIx32, msgid);
+	if (remove_dir(path) == -1)
+		return -1;
+	snprintf(path, sizeof(path), "queue/%08" PRIx32, msgid);
+	return remove_dir(path);
+}
+
+static int
+fs_envelope_delete(uint64_t evpid)
+{
+	char		 dir[64], path[96];
+	struct dirent	*de;
+	DIR		*d;
+	int		 left = 0;
+
+	snprintf(dir, sizeof(dir), "queue/%08" PRIx32, envelope_msgid(evpid));
+	snprintf(path, sizeof(path), "%s/%016" PRIx64, dir, evpid);
+	if (unlink(path) == -1) {
+		log_warn("unlink %s", path);
+		return -1;
+	}
+	if ((d = opendir(dir)) == NULL)
+		return 0;
+	while ((de = readdir(d)) != NULL)
+		if (strlen(de->d_name) == 16)
+			left++;
+	closedir(d);
+	return left ? 0 : remove_dir(dir);
+}
+
+static int
+fs_envelope_get(uint64_t evpid, struct envelope *e)
+{
+	char	 path[96], buf[ENVELOPE_MAX];
+	ssize_t	 n;
+	int	 fd;
+
+	snprintf(path, sizeof(path), "queue/%08" PRIx32 "/%016" PRIx64,
+	    envelope_msgid(evpid), evpid);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
+		return -1;
+	n = read(fd, buf, sizeof(buf));
+	close(fd);
+	if (n <= 0 || n == sizeof(buf) || envelope_load(e, buf, (size_t)n) == -1 ||
+	    e->id != evpid) {
+		log_warnx("%s: not a valid envelope", path);
+		return -1;
+	}
+	return 0;
+}
+
+/* Calls cb for every queued envelope; stops when cb returns -1. */
+static int
+fs_walk(int (*cb)(uint64_t, void *), void *arg)
+{
+	char		 path[64], *end;
+	struct dirent	*de, *ee;
+	DIR		*qd, *md;
+	uint64_t	 evpid;
+	int		 r = 0;
+
+	if ((qd = opendir("queue")) == NULL)
+		return -1;
+	while (r == 0 && (de = readdir(qd)) != NULL) {
+		if (strlen(de->d_name) != 8)
+			continue;
+		snprintf(path, sizeof(path), "queue/%s", de->d_name);
+		if ((md = opendir(path)) == NULL)
+			continue;
+		while (r == 0 && (ee = readdir(md)) != NULL) {
+			if (strlen(ee->d_name) != 16)
+				continue;
+			evpid = strtoull(ee->d_name, &end, 16);
+			if (*end == '\0')
+				r = cb(evpid, arg);
+		}
+		closedir(md);
+	}
+	closedir(qd);
+	return r;
+}
