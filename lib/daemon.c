@@ -89,8 +89,9 @@ usage(void)
 void
 daemon_main(const struct daemon_desc *d, int argc, char **argv)
 {
-	const char	*conffile, *role = NULL, *user = NULL, *chrootdir = NULL;
-	static char	**defines;	/* static: alive until exit */
+	/* Static: they live until exit, whatever the stack holds by then. */
+	static const char *conffile, *role, *user, *chrootdir;
+	static char	**defines;
 	size_t		 ndefines = 0;
 	int		 ch, foreground = 0, checkonly = 0, verbose = 0;
 
@@ -567,12 +568,15 @@ proc_peer(const char *name)
 	fatalx("no peer %s", name);
 }
 
-/* A peer only goes away by dying; the parent stops the daemon then. */
+/*
+ * A peer only goes away by dying, and the parent then stops the whole
+ * daemon: wait for that rather than exit, so that the parent's log names
+ * the process that died first, not us.
+ */
 static void
 child_peer_closed(struct ipc_chan *chan)
 {
-	log_warnx("lost peer %s, exiting", chan->peer);
-	exit(1);
+	log_debug("lost peer %s, waiting to be stopped", chan->peer);
 }
 
 /* The parent checked these statements: an error here is a bug. */

@@ -460,8 +460,9 @@ parse_listen(struct conf *cf)
 static void
 parse_action(struct conf *cf)
 {
-	struct action	*a;
-	const char	*name, *s;
+	const struct conf_token	*t;
+	struct action		*a;
+	const char		*name, *s;
 
 	if ((name = conf_word(cf, "an action name")) == NULL)
 		return;
@@ -472,8 +473,14 @@ parse_action(struct conf *cf)
 	a = xcalloc(1, sizeof(*a));
 	if (conf_accept(cf, "maildir")) {
 		a->kind = ACTION_MAILDIR;
-		s = conf_peek(cf) && conf_peek(cf)->type == CONF_STRING ?
-		    conf_word(cf, "a path") : "~/Maildir";
+		t = conf_peek(cf);
+		/* The path is optional: anything but an option keyword. */
+		if (t != NULL && t->type != CONF_PUNCT &&
+		    (t->type == CONF_STRING || (strcmp(t->text, "alias") &&
+		    strcmp(t->text, "virtual") && strcmp(t->text, "user"))))
+			s = conf_word(cf, "a path");
+		else
+			s = "~/Maildir";
 	} else if (conf_accept(cf, "mbox")) {
 		a->kind = ACTION_MBOX;
 		s = "/var/mail/%{user.username}";

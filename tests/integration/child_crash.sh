@@ -12,6 +12,7 @@ for spec in mtad:smtp mtad:queue smtpfd:frontend smtpfd:engine; do
 		ensure_user "$user"
 	fi
 	printf 'user "%s"\nchroot "%s/empty"\n' "$user" "$TMP" >"$TMP/$d.conf"
+	[ "$d" = mtad ] && echo "queue path \"$TMP/queue\"" >>"$TMP/$d.conf"
 	start_daemon "$d" -f "$TMP/$d.conf"
 	pid=$DAEMON_PID
 	if ! wait_log "$TMP/$d.log" "$d ready"; then

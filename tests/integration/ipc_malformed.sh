@@ -9,7 +9,15 @@ for spec in mtad:smtp mtad:queue smtpfd:frontend smtpfd:engine; do
 	role=${spec#*:}
 	log="$TMP/$d-$role.log"
 
-	out=$("$TOOLS/ipc_inject" -u "$user" "$BIN/$d" "$role" valid 2>"$log")
+	# The statements a parent would ship; the queue needs its directory.
+	conf=
+	if [ "$d" = mtad ]; then
+		mkdir -p "$TMP/queue"
+		is_root && chown "$user" "$TMP/queue"
+		conf="queue path \"$TMP/queue\""
+	fi
+	out=$("$TOOLS/ipc_inject" -c "$conf" -u "$user" "$BIN/$d" "$role" \
+	    valid 2>"$log")
 	check "$d: $role answers READY to a valid configuration" \
 	    [ "$out" = "READY
 exit 0" ]

@@ -18,6 +18,7 @@ for d in mtad smtpfd; do
 user "$user"
 chroot "$TMP/empty"
 CONF
+	[ "$d" = mtad ] && echo "queue path \"$TMP/queue\"" >>"$TMP/$d.conf"
 	start_daemon "$d" -f "$TMP/$d.conf"
 	pid=$DAEMON_PID
 	if ! wait_log "$TMP/$d.log" "$d: parent: $d ready"; then

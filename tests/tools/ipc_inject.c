@@ -2,8 +2,9 @@
  * ipc_inject: play the parent of a re-executed daemon child and send it
  * one scenario of IPC bytes, then report how the child ended.
  *
- *	ipc_inject [-u user] BINARY ROLE SCENARIO
+ *	ipc_inject [-c statements] [-u user] BINARY ROLE SCENARIO
  *
+ * -c gives the configuration statements a valid scenario ships.
  * Scenarios: valid (configure it and expect READY), unknown-type,
  * wrong-length, trailing-bytes, ill-typed, truncated.  Prints "READY"
  * when the child reported ready, then "exit N" or "signal N".  The
@@ -46,15 +47,25 @@ verbose_payload(uint8_t *p)
 }
 
 static size_t
-scenario(const char *name, uint8_t *buf, int *close_after)
+scenario(const char *name, const char *conf, uint8_t *buf, int *close_after)
 {
-	uint8_t	 p[64];
-	size_t	 n;
+	uint8_t	 p[1024];
+	size_t	 n, len;
+	uint32_t clen;
 
 	*close_after = 0;
 	n = verbose_payload(p);
 	if (strcmp(name, "valid") == 0) {
-		size_t len = put_msg(buf, PROC_MSG_VERBOSE, (uint32_t)n, p, n);
+		len = put_msg(buf, PROC_MSG_VERBOSE, (uint32_t)n, p, n);
+		clen = (uint32_t)strlen(conf);
+		if (clen > sizeof(p) - 5)
+			exit(2);
+		p[0] = IPC_FIELD_DATA;
+		memcpy(p + 1, &clen, 4);
+		memcpy(p + 5, conf, clen);
+		len += put_msg(buf + len, PROC_MSG_CONF_TEXT, clen + 5, p,
+		    clen + 5);
+		len += put_msg(buf + len, PROC_MSG_CONF_TEXT_END, 0, "", 0);
 		return len + put_msg(buf + len, PROC_MSG_CONF_END, 0, "", 0);
 	}
 	if (strcmp(name, "unknown-type") == 0)
@@ -80,28 +91,35 @@ scenario(const char *name, uint8_t *buf, int *close_after)
 int
 main(int argc, char **argv)
 {
-	const char	*user = NULL;
-	char		*cargv[8];
-	uint8_t		 buf[256];
+	const char	*user = NULL, *conf = "";
+	char		*cargv[8], *text = NULL;
+	uint8_t		 buf[2048];
 	struct ipc_hdr	 hdr;
 	struct pollfd	 pfd;
 	size_t		 len;
 	pid_t		 pid;
 	int		 sp[2], ch, status, close_after, i, cargc = 0;
 
-	while ((ch = getopt(argc, argv, "u:")) != -1) {
-		if (ch != 'u')
+	while ((ch = getopt(argc, argv, "c:u:")) != -1) {
+		if (ch == 'c') {
+			/* one statement per line, as the parent ships them */
+			if (asprintf(&text, "%s\n", optarg) == -1)
+				return 2;
+			conf = text;
+		} else if (ch == 'u')
+			user = optarg;
+		else
 			return 2;
-		user = optarg;
 	}
 	argc -= optind;
 	argv += optind;
 	if (argc != 3) {
-		fprintf(stderr, "usage: ipc_inject [-u user] binary role "
+		fprintf(stderr, "usage: ipc_inject [-c conf] [-u user] binary role "
 		    "scenario\n");
 		return 2;
 	}
-	len = scenario(argv[2], buf, &close_after);
+	len = scenario(argv[2], conf, buf, &close_after);
+	free(text);
 
 	if (socketpair(AF_UNIX, SOCK_STREAM, 0, sp) == -1)
 		return 2;
@@ -130,6 +148,7 @@ main(int argc, char **argv)
 	/* Wait up to 10 s for READY, or for the child to go away. */
 	pfd.fd = sp[0];
 	pfd.events = POLLIN;
+	fflush(stdout);
 	if (poll(&pfd, 1, 10000) == 1 &&
 	    read(sp[0], &hdr, sizeof(hdr)) == (ssize_t)sizeof(hdr) &&
 	    hdr.type == PROC_MSG_READY)
