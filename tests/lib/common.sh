@@ -131,3 +131,46 @@ children_of() {
 no_sanitizer_report() {
 	! grep -Eq 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$1"
 }
+
+# free_ports N: print N consecutive free TCP ports on loopback.
+free_ports() {
+	tries=0
+	while [ "$tries" -lt 50 ]; do
+		base=$(( $(od -An -N2 -tu2 /dev/urandom) % 30000 + 20000 ))
+		p=$base
+		ok_all=1
+		while [ "$p" -lt $((base + $1)) ]; do
+			if [ -n "$(ss -Htln "sport = :$p" 2>/dev/null)" ]; then
+				ok_all=0
+				break
+			fi
+			p=$((p + 1))
+		done
+		if [ "$ok_all" -eq 1 ]; then
+			seq "$base" $((base + $1 - 1))
+			return 0
+		fi
+		tries=$((tries + 1))
+	done
+	return 1
+}
+
+# make_cert DIR: a self-signed certificate and key for localhost.
+make_cert() {
+	openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=localhost \
+	    -keyout "$1/key.pem" -out "$1/cert.pem" >/dev/null 2>&1
+}
+
+# tap_relay PREFIX: re-emit a TAP stream's results as our own.
+tap_relay() {
+	while IFS= read -r line; do
+		case "$line" in
+		"ok "*)
+			ok "$1${line#ok * - }" ;;
+		"not ok "*)
+			not_ok "$1${line#not ok * - }" ;;
+		"#"*)
+			echo "$line" ;;
+		esac
+	done
+}
