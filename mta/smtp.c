@@ -7,6 +7,9 @@
 #include <sys/types.h>
 #include <sys/socket.h>
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+
 #include <errno.h>
 #include <event.h>
 #include <inttypes.h>
@@ -156,6 +159,14 @@ smtp_accept(int fd, short event, void *arg)
 		}
 		return;
 	}
+	/*
+	 * Replies are small and pipelined clients wait for each of them:
+	 * Nagle's algorithm against the client's delayed ACK would add tens
+	 * of milliseconds to every exchange.
+	 */
+	if (ss.ss_family != AF_UNIX)
+		setsockopt(cfd, IPPROTO_TCP, TCP_NODELAY, &(int){ 1 },
+		    sizeof(int));
 	if (nsessions >= mtad_conf->max_sessions) {
 		/* Best effort: the client is refused either way. */
 		(void)!write(cfd, busy, sizeof(busy) - 1);

@@ -25,6 +25,9 @@
 #include <sys/time.h>
 #include <sys/un.h>
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+
 #include <ctype.h>
 #include <errno.h>
 #include <netdb.h>
@@ -326,8 +329,12 @@ do_connect(struct line *l, char **argv)
 		for (ai = res; ai; ai = ai->ai_next) {
 			if ((fd = socket(ai->ai_family, SOCK_STREAM, 0)) == -1)
 				continue;
-			if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0)
+			if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0) {
+				/* each send is one line: do not wait for ACKs */
+				setsockopt(fd, IPPROTO_TCP, TCP_NODELAY,
+				    &(int){ 1 }, sizeof(int));
 				break;
+			}
 			close(fd);
 			fd = -1;
 		}
