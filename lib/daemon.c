@@ -282,7 +282,7 @@ parent_spawn_children(int foreground, int verbose)
 		argv[argc++] = (char *)role->name;
 		argv[argc++] = "-u";
 		argv[argc++] = settings->user;
-		if (role->chroot_dir != NULL) {
+		if (role->chroot_dir != NULL && !role->keeps_root) {
 			argv[argc++] = "-C";
 			argv[argc++] = (char *)role->chroot_dir();
 		}
@@ -518,7 +518,7 @@ child_main(const char *rolename, const char *user, const char *chrootdir,
 
 	if (geteuid() == 0 && user == NULL)
 		fatalx("role %s started as root without a user", rolename);
-	if (user != NULL)
+	if (user != NULL && !child.role->keeps_root)
 		proc_drop_privileges(user, chrootdir);
 	if (fcntl(PROC_IPC_FD, F_SETFL, O_NONBLOCK) == -1)
 		fatal("IPC descriptor %d", PROC_IPC_FD);

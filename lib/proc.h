@@ -65,6 +65,12 @@ struct proc_role {
 	int		(*dispatch)(struct ipc_chan *, struct ipc_msg *);
 	/* child: the whole configuration has arrived */
 	void		(*configured)(struct ipc_chan *);
+	/*
+	 * The role keeps root: only for a role whose job is to become other
+	 * users (local delivery).  It is never chrooted and never talks to
+	 * the network.
+	 */
+	int		 keeps_root;
 };
 
 /* What the framework needs from a daemon's configuration. */

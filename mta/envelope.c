@@ -30,6 +30,7 @@ envelope_dump(const struct envelope *e, char *buf, size_t size)
 	    "id: %016" PRIx64 "\n"
 	    "sender: %s\n"
 	    "rcpt: %s\n"
+	    "dest: %s\n"
 	    "action: %s\n"
 	    "tag: %s\n"
 	    "helo: %s\n"
@@ -40,10 +41,13 @@ envelope_dump(const struct envelope *e, char *buf, size_t size)
 	    "dsn-ret: %s\n"
 	    "dsn-envid: %s\n"
 	    "dsn-orcpt: %s\n"
-	    "retries: %" PRIu32 "\n",
-	    ENVELOPE_VERSION, e->id, e->sender, e->rcpt, e->action, e->tag,
-	    e->helo, e->client, e->created, e->flags, e->dsn_notify,
-	    e->dsn_ret, e->dsn_envid, e->dsn_orcpt, e->retries);
+	    "retries: %" PRIu32 "\n"
+	    "lasttry: %" PRId64 "\n"
+	    "errorline: %s\n",
+	    ENVELOPE_VERSION, e->id, e->sender, e->rcpt, e->dest, e->action,
+	    e->tag, e->helo, e->client, e->created, e->flags, e->dsn_notify,
+	    e->dsn_ret, e->dsn_envid, e->dsn_orcpt, e->retries, e->lasttry,
+	    e->errorline);
 	if (n < 0 || (size_t)n >= size)
 		return -1;
 	return n;
@@ -103,6 +107,8 @@ envelope_load(struct envelope *e, const char *text, size_t len)
 			r = copy_field(e->sender, sizeof(e->sender), value);
 		else if (strcmp(line, "rcpt") == 0)
 			r = copy_field(e->rcpt, sizeof(e->rcpt), value);
+		else if (strcmp(line, "dest") == 0)
+			r = copy_field(e->dest, sizeof(e->dest), value);
 		else if (strcmp(line, "action") == 0)
 			r = copy_field(e->action, sizeof(e->action), value);
 		else if (strcmp(line, "tag") == 0)
@@ -131,7 +137,12 @@ envelope_load(struct envelope *e, const char *text, size_t len)
 		else if (strcmp(line, "retries") == 0) {
 			r = number_field(value, &v, 10);
 			e->retries = (uint32_t)v;
-		}
+		} else if (strcmp(line, "lasttry") == 0) {
+			r = number_field(value, &v, 10);
+			e->lasttry = (int64_t)v;
+		} else if (strcmp(line, "errorline") == 0)
+			r = copy_field(e->errorline, sizeof(e->errorline),
+			    value);
 		/* Unknown keys are from a newer version: ignored. */
 	}
 	if (r == -1 || version < 1 || e->id == 0 || e->rcpt[0] == '\0')

@@ -22,9 +22,12 @@ mtad_queue_dir(void)
 /* Every process, where it lives and what it does, in one place. */
 static const struct proc_role mtad_roles[] = {
 	{ "smtp",	mtad_empty_dir,	smtp_init,	smtp_dispatch,
-	    smtp_configured },
+	    smtp_configured, 0 },
 	{ "queue",	mtad_queue_dir,	queue_init,	queue_dispatch,
-	    queue_configured },
+	    queue_configured, 0 },
+	/* Keeps root to become each recipient; talks to the queue only. */
+	{ "delivery",	NULL,		delivery_init,	delivery_dispatch,
+	    delivery_configured, 1 },
 };
 
 const struct ipc_type mtad_types[] = {
@@ -38,12 +41,15 @@ const struct ipc_type mtad_types[] = {
 	{ MTAD_MSG_MESSAGE_COMMIT, "MESSAGE_COMMIT", "qu", IPC_FD_NONE },
 	{ MTAD_MSG_MESSAGE_COMMITTED, "MESSAGE_COMMITTED", "qu", IPC_FD_NONE },
 	{ MTAD_MSG_MESSAGE_ROLLBACK, "MESSAGE_ROLLBACK", "u", IPC_FD_NONE },
+	{ MTAD_MSG_DELIVER,	"DELIVER",	"qs",	IPC_FD_REQUIRED },
+	{ MTAD_MSG_DELIVERED,	"DELIVERED",	"qus",	IPC_FD_NONE },
 };
 const size_t mtad_ntypes = sizeof(mtad_types) / sizeof(mtad_types[0]);
 
 /* Roles that talk directly, without the parent in between. */
 static const char *mtad_peers[][2] = {
 	{ "smtp",	"queue" },
+	{ "queue",	"delivery" },
 	{ NULL,		NULL },
 };
 

@@ -17,6 +17,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "conf.h"
 #include "ipc.h"
@@ -36,6 +37,9 @@
 #define DEF_MAX_ERRORS		10
 #define DEF_COMMAND_TIMEOUT	300	/* seconds, RFC 5321 4.5.3.2.7 */
 #define DEF_DATA_TIMEOUT	600	/* seconds, RFC 5321 4.5.3.2.6 */
+#define DEF_QUEUE_TTL		(4 * 86400)	/* then bounce */
+#define DEF_MAX_DELIVERIES	16	/* concurrent local deliveries */
+#define DELIVERY_TIMEOUT	600	/* seconds for one delivery */
 
 /* mtad's own message types, after the framework's. */
 enum mtad_msg_type {
@@ -48,6 +52,15 @@ enum mtad_msg_type {
 	MTAD_MSG_MESSAGE_COMMIT,	/* smtp -> queue: q req, u32 msgid */
 	MTAD_MSG_MESSAGE_COMMITTED,	/* queue -> smtp: q req, u32 ok */
 	MTAD_MSG_MESSAGE_ROLLBACK,	/* smtp -> queue: u32 msgid */
+	MTAD_MSG_DELIVER,		/* queue -> delivery: q, s, fd */
+	MTAD_MSG_DELIVERED,		/* delivery -> queue: q, u, s */
+};
+
+/* The outcome of one delivery attempt. */
+enum delivery_result {
+	DELIVERY_OK,
+	DELIVERY_TEMPFAIL,
+	DELIVERY_PERMFAIL,
 };
 
 enum table_kind {
@@ -157,6 +170,7 @@ struct mtad_conf {
 	size_t			 max_errors;
 	int			 command_timeout;
 	int			 data_timeout;
+	int			 queue_ttl;
 	unsigned int		 nlisteners;
 	TAILQ_HEAD(, listener)	 listeners;
 	TAILQ_HEAD(, table)	 tables;
@@ -185,6 +199,7 @@ struct envelope {
 	uint64_t	 id;		/* msgid << 32 | random */
 	char		 sender[SMTP_ADDRESS_MAX + 1];	/* "" for <> */
 	char		 rcpt[SMTP_ADDRESS_MAX + 1];
+	char		 dest[SMTP_ADDRESS_MAX + 1];	/* local user after expansion */
 	char		 action[128];
 	char		 tag[128];
 	char		 helo[SMTP_DOMAIN_MAX + 1];
@@ -196,6 +211,8 @@ struct envelope {
 	char		 dsn_envid[301];	/* xtext, as received */
 	char		 dsn_orcpt[ENVELOPE_FIELD_MAX];
 	uint32_t	 retries;
+	int64_t		 lasttry;
+	char		 errorline[ENVELOPE_FIELD_MAX];	/* last failure */
 };
 
 extern struct mtad_conf	*mtad_conf;
@@ -214,6 +231,7 @@ struct table *table_new(const char *, const char *);
 void	 table_add(struct table *, const char *, const char *);
 void	 table_clear(struct table *);
 int	 table_load_file(struct table *, char *, size_t);
+void	 table_item_received(const char *, const char *, const char *);
 const char *table_get(const struct table *, const char *);
 int	 table_has(const struct table *, const char *);
 int	 table_match_domain(const struct table *, const char *);
@@ -230,6 +248,17 @@ struct rcpt_context {
 };
 const struct rule *ruleset_match(const struct rcpt_context *);
 int	 ruleset_is_local_domain(const char *);
+
+/* expand.c */
+enum expand_context {
+	EXPAND_PATH,		/* values cannot add path components */
+	EXPAND_COMMAND,		/* values are single-quoted for the shell */
+};
+struct passwd;
+int	 expand_recipient(const struct action *, const struct mailaddr *,
+	    char [][SMTP_ADDRESS_MAX + 1], size_t);
+int	 expand_format(char *, size_t, const char *, const struct envelope *,
+	    const struct passwd *, enum expand_context);
 
 /* envelope.c */
 uint32_t envelope_msgid(uint64_t);
@@ -248,8 +277,40 @@ struct queue_backend {
 	int		(*envelope_delete)(uint64_t);
 	int		(*envelope_get)(uint64_t, struct envelope *);
 	int		(*walk)(int (*)(uint64_t, void *), void *);
+	int		(*message_open)(uint32_t);
+	int		(*envelope_update)(const struct envelope *);
 };
 extern const struct queue_backend	 queue_fs_backend;
+
+struct action *action_find(const char *);
+
+/* scheduler.c (queue process) */
+void	 scheduler_add(uint64_t, int64_t);
+void	 scheduler_delivered(uint64_t, enum delivery_result, const char *);
+void	 scheduler_start(void);
+
+/* bounce.c (queue process) */
+void	 bounce_create(const struct envelope *, const char *);
+
+/* delivery.c, mda_*.c */
+void	 delivery_init(struct ipc_chan *);
+int	 delivery_dispatch(struct ipc_chan *, struct ipc_msg *);
+void	 delivery_configured(struct ipc_chan *);
+enum delivery_result mda_maildir(const struct action *, const struct envelope *,
+	    const struct passwd *, int, char *, size_t);
+enum delivery_result mda_mbox(const struct action *, const struct envelope *,
+	    const struct passwd *, int, int, char *, size_t);
+enum delivery_result mda_command(const struct action *, const struct envelope *,
+	    const struct passwd *, int, char *, size_t);
+enum delivery_result mda_lmtp(const struct action *, const struct envelope *,
+	    const struct passwd *, int, char *, size_t);
+enum mda_copy {
+	MDA_COPY_PLAIN,		/* LF line ends, as queued */
+	MDA_COPY_MBOX,		/* ">From " quoting (mboxrd) */
+	MDA_COPY_SMTP,		/* CRLF and dot-stuffing, for LMTP */
+};
+int	 mda_copy_message(int, FILE *, const struct envelope *, enum mda_copy);
+int	 mda_mkdirs(const char *);
 
 /* parent.c */
 void	 parent_init(void);

@@ -168,11 +168,12 @@ parent_init(void)
 		open_listener(l);
 }
 
+static void	 send_tables(struct proc_child *);
+
 static void
 send_smtp_config(struct proc_child *c)
 {
 	struct pki	*p;
-	struct table	*t;
 	size_t		 i;
 
 	TAILQ_FOREACH(p, &mtad_conf->pkis, entry) {
@@ -184,6 +185,21 @@ send_smtp_config(struct proc_child *c)
 		ipc_add_data(&c->chan, p->key, p->key_len);
 		ipc_end(&c->chan);
 	}
+	send_tables(c);
+	for (i = 0; i < nsockets; i++) {
+		ipc_begin(&c->chan, MTAD_MSG_LISTENER, sockets[i].fd);
+		ipc_add_u32(&c->chan, sockets[i].index);
+		ipc_end(&c->chan);
+	}
+	nsockets = 0;	/* the descriptors went with the messages */
+}
+
+static void
+send_tables(struct proc_child *c)
+{
+	struct table	*t;
+	size_t		 i;
+
 	TAILQ_FOREACH(t, &mtad_conf->tables, entry) {
 		if (t->path == NULL)
 			continue;	/* inline: in the statements already */
@@ -196,17 +212,14 @@ send_smtp_config(struct proc_child *c)
 			ipc_end(&c->chan);
 		}
 	}
-	for (i = 0; i < nsockets; i++) {
-		ipc_begin(&c->chan, MTAD_MSG_LISTENER, sockets[i].fd);
-		ipc_add_u32(&c->chan, sockets[i].index);
-		ipc_end(&c->chan);
-	}
-	nsockets = 0;	/* the descriptors went with the messages */
 }
 
+/* Rules and expansion run in smtp (RCPT) and queue (bounces). */
 void
 parent_send_config(struct proc_child *c)
 {
 	if (strcmp(c->role->name, "smtp") == 0)
 		send_smtp_config(c);
+	else if (strcmp(c->role->name, "queue") == 0)
+		send_tables(c);
 }

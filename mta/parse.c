@@ -72,6 +72,7 @@ mtad_conf_init(void)
 	mtad_conf->max_errors = DEF_MAX_ERRORS;
 	mtad_conf->command_timeout = DEF_COMMAND_TIMEOUT;
 	mtad_conf->data_timeout = DEF_DATA_TIMEOUT;
+	mtad_conf->queue_ttl = DEF_QUEUE_TTL;
 	TAILQ_INIT(&mtad_conf->listeners);
 	TAILQ_INIT(&mtad_conf->tables);
 	TAILQ_INIT(&mtad_conf->pkis);
@@ -131,7 +132,7 @@ pki_find(const char *name)
 	return NULL;
 }
 
-static struct action *
+struct action *
 action_find(const char *name)
 {
 	struct action	*a;
@@ -158,12 +159,17 @@ parse_hostname(struct conf *cf)
 	mtad_conf->hostname = xstrdup(s);
 }
 
-/*	queue path PATH */
+/*	queue path PATH | queue ttl DURATION */
 static void
 parse_queue(struct conf *cf)
 {
 	const char	*s;
 
+	if (conf_accept(cf, "ttl")) {
+		if (conf_duration(cf, "a duration", &mtad_conf->queue_ttl))
+			conf_end(cf);
+		return;
+	}
 	if (!conf_expect(cf, "path") ||
 	    (s = conf_word(cf, "a directory")) == NULL || !conf_end(cf))
 		return;

@@ -76,6 +76,7 @@ queue_configured(struct ipc_chan *parent)
 	backend->walk(count_envelope, &n);
 	log_info("queue %s: %zu envelope%s waiting", mtad_conf->queue_path, n,
 	    n == 1 ? "" : "s");
+	scheduler_start();
 }
 
 static void
@@ -121,6 +122,7 @@ static void
 queue_commit(struct ipc_chan *chan, uint64_t req, uint32_t msgid)
 {
 	struct incoming	*in;
+	size_t		 i;
 	int		 ok;
 
 	if ((in = incoming_find(msgid)) == NULL)
@@ -129,9 +131,12 @@ queue_commit(struct ipc_chan *chan, uint64_t req, uint32_t msgid)
 	    backend->message_commit(msgid, in->envs, in->nenvs) == 0;
 	if (!ok)
 		backend->message_delete(msgid);
-	else
+	else {
 		log_info("msgid=%08" PRIx32 " queued envelopes=%zu", msgid,
 		    in->nenvs);
+		for (i = 0; i < in->nenvs; i++)
+			scheduler_add(in->envs[i].id, 0);
+	}
 	incoming_free(in);
 	ipc_begin(chan, MTAD_MSG_MESSAGE_COMMITTED, -1);
 	ipc_add_u64(chan, req);
@@ -153,11 +158,24 @@ queue_rollback(uint32_t msgid)
 int
 queue_dispatch(struct ipc_chan *chan, struct ipc_msg *msg)
 {
-	uint64_t	 req;
-	uint32_t	 msgid;
-	const char	*text;
+	uint64_t	 req, evpid;
+	uint32_t	 msgid, result;
+	const char	*text, *name, *key;
 
+	/* The smtp process's messages come from the smtp process only. */
+	if (msg->type >= MTAD_MSG_MESSAGE_CREATE &&
+	    msg->type <= MTAD_MSG_MESSAGE_ROLLBACK && strcmp(chan->peer, "smtp"))
+		return -1;
 	switch (msg->type) {
+	case MTAD_MSG_TABLE_ITEM:
+		if (strcmp(chan->peer, "parent") != 0)
+			return -1;
+		name = ipc_get_string(msg);
+		key = ipc_get_string(msg);
+		text = ipc_get_string(msg);
+		ipc_get_end(msg);
+		table_item_received(name, key, text);
+		return 0;
 	case MTAD_MSG_MESSAGE_CREATE:
 		req = ipc_get_u64(msg);
 		ipc_get_end(msg);
@@ -179,6 +197,17 @@ queue_dispatch(struct ipc_chan *chan, struct ipc_msg *msg)
 		msgid = ipc_get_u32(msg);
 		ipc_get_end(msg);
 		queue_rollback(msgid);
+		return 0;
+	case MTAD_MSG_DELIVERED:
+		if (strcmp(chan->peer, "delivery") != 0)
+			return -1;
+		evpid = ipc_get_u64(msg);
+		result = ipc_get_u32(msg);
+		text = ipc_get_string(msg);
+		ipc_get_end(msg);
+		if (result > DELIVERY_PERMFAIL)
+			return -1;
+		scheduler_delivered(evpid, (enum delivery_result)result, text);
 		return 0;
 	}
 	return -1;

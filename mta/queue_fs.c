@@ -40,6 +40,8 @@ static int	 fs_message_delete(uint32_t);
 static int	 fs_envelope_delete(uint64_t);
 static int	 fs_envelope_get(uint64_t, struct envelope *);
 static int	 fs_walk(int (*)(uint64_t, void *), void *);
+static int	 fs_message_open(uint32_t);
+static int	 fs_envelope_update(const struct envelope *);
 
 const struct queue_backend queue_fs_backend = {
 	.name = "fs",
@@ -51,6 +53,8 @@ const struct queue_backend queue_fs_backend = {
 	.envelope_delete = fs_envelope_delete,
 	.envelope_get = fs_envelope_get,
 	.walk = fs_walk,
+	.message_open = fs_message_open,
+	.envelope_update = fs_envelope_update,
 };
 
 static int
@@ -77,7 +81,7 @@ remove_dir(const char *path)
 		return errno == ENOENT ? 0 : -1;
 	while ((de = readdir(dir)) != NULL) {
 		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-			continue;
+			continue;	/* ".<evpid>" leftovers of an update go too */
 		snprintf(file, sizeof(file), "%s/%s", path, de->d_name);
 		if (unlink(file) == -1 && errno != ENOENT) {
 			log_warn("unlink %s", file);
@@ -321,4 +325,49 @@ fs_walk(int (*cb)(uint64_t, void *), void *arg)
 	}
 	closedir(qd);
 	return r;
+}
+
+/* The committed content, read-only, for delivery. */
+static int
+fs_message_open(uint32_t msgid)
+{
+	char	 path[64];
+	int	 fd;
+
+	snprintf(path, sizeof(path), "queue/%08" PRIx32 "/message", msgid);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
+		log_warn("open %s", path);
+	return fd;
+}
+
+/* Replace an envelope atomically: write aside, fsync, rename. */
+static int
+fs_envelope_update(const struct envelope *e)
+{
+	char	 dir[64], tmp[96], path[96], buf[ENVELOPE_MAX];
+	int	 fd, len;
+
+	if ((len = envelope_dump(e, buf, sizeof(buf))) == -1)
+		return -1;
+	snprintf(dir, sizeof(dir), "queue/%08" PRIx32, envelope_msgid(e->id));
+	snprintf(path, sizeof(path), "%s/%016" PRIx64, dir, e->id);
+	snprintf(tmp, sizeof(tmp), "%s/.%016" PRIx64, dir, e->id);
+	if ((fd = open(tmp, O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC,
+	    0600)) == -1) {
+		log_warn("open %s", tmp);
+		return -1;
+	}
+	if (write(fd, buf, (size_t)len) != len || fsync(fd) == -1) {
+		log_warn("write %s", tmp);
+		close(fd);
+		unlink(tmp);
+		return -1;
+	}
+	close(fd);
+	if (rename(tmp, path) == -1) {
+		log_warn("rename %s", tmp);
+		unlink(tmp);
+		return -1;
+	}
+	return fsync_path(dir);
 }

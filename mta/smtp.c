@@ -247,18 +247,6 @@ smtp_request_rollback(uint32_t msgid)
 	ipc_end(queue);
 }
 
-static void
-smtp_table_item(const char *name, const char *key, const char *value)
-{
-	struct table	*t;
-
-	if ((t = table_find(name)) == NULL)
-		fatalx("contents for unknown table %s", name);
-	if (*value != '\0')
-		t->kind = TABLE_MAP;
-	table_add(t, key, t->kind == TABLE_MAP ? value : NULL);
-}
-
 int
 smtp_dispatch(struct ipc_chan *chan, struct ipc_msg *msg)
 {
@@ -293,7 +281,7 @@ smtp_dispatch(struct ipc_chan *chan, struct ipc_msg *msg)
 		k = ipc_get_string(msg);
 		v = ipc_get_string(msg);
 		ipc_get_end(msg);
-		smtp_table_item(name, k, v);
+		table_item_received(name, k, v);
 		return 0;
 	case MTAD_MSG_MESSAGE_CREATED:
 		if (strcmp(chan->peer, "queue") != 0)

@@ -721,7 +721,9 @@ cmd_rcpt(struct session *s, const char *arg)
 	struct mailaddr		 addr;
 	struct tx		*tx = s->tx;
 	const char		*params;
+	char			 dests[16][SMTP_ADDRESS_MAX + 1];
 	size_t			 i;
+	int			 n, k, added;
 
 	if (s->state != S_MAIL && s->state != S_RCPT) {
 		session_reply(s, "503 5.5.1 Need MAIL before RCPT");
@@ -766,21 +768,46 @@ cmd_rcpt(struct session *s, const char *arg)
 		return;
 	}
 	format_address(e.rcpt, sizeof(e.rcpt), &addr);
-	for (i = 0; i < tx->nrcpts; i++)
-		if (strcasecmp(tx->rcpts[i].rcpt, e.rcpt) == 0) {
-			session_reply(s, "250 2.1.5 Recipient ok (duplicate)");
-			return;
-		}
-	if ((grown = reallocarray(tx->rcpts, tx->nrcpts + 1,
+	n = expand_recipient(rule->action, &addr, dests,
+	    sizeof(dests) / sizeof(dests[0]));
+	if (n == 0) {
+		session_reply(s, "550 5.1.1 Recipient address rejected: "
+		    "unknown user");
+		return;
+	}
+	if (n < 0) {
+		log_warnx("%016" PRIx64 " smtp rcpt=<%s> cannot be expanded "
+		    "by action %s", s->id, e.rcpt, rule->action->name);
+		session_reply(s, "451 4.3.0 Cannot expand recipient, try "
+		    "again later");
+		return;
+	}
+	if (tx->nrcpts + (size_t)n > mtad_conf->max_rcpt) {
+		session_reply(s, "452 4.5.3 Too many recipients");
+		return;
+	}
+	if ((grown = reallocarray(tx->rcpts, tx->nrcpts + (size_t)n,
 	    sizeof(*grown))) == NULL) {
 		session_reply(s, "451 4.3.0 Out of memory, try again later");
 		return;
 	}
 	tx->rcpts = grown;
 	snprintf(e.action, sizeof(e.action), "%s", rule->action->name);
-	tx->rcpts[tx->nrcpts++] = e;
+	added = 0;
+	for (k = 0; k < n; k++) {
+		memcpy(e.dest, dests[k], sizeof(e.dest));
+		for (i = 0; i < tx->nrcpts; i++)
+			if (strcasecmp(tx->rcpts[i].rcpt, e.rcpt) == 0 &&
+			    strcmp(tx->rcpts[i].dest, e.dest) == 0)
+				break;
+		if (i < tx->nrcpts)
+			continue;	/* a duplicate: delivered once */
+		tx->rcpts[tx->nrcpts++] = e;
+		added++;
+	}
 	session_enter_state(s, S_RCPT);
-	session_reply(s, "250 2.1.5 Recipient ok");
+	session_reply(s, added ? "250 2.1.5 Recipient ok" :
+	    "250 2.1.5 Recipient ok (duplicate)");
 }
 
 static void

@@ -266,3 +266,16 @@ table_match_netaddr(const struct table *t, const struct sockaddr_storage *ss)
 	}
 	return 0;
 }
+
+/* An entry of a file table, sent by the parent (which reads the file). */
+void
+table_item_received(const char *name, const char *key, const char *value)
+{
+	struct table	*t;
+
+	if ((t = table_find(name)) == NULL)
+		fatalx("contents for unknown table %s", name);
+	if (*value != '\0')
+		t->kind = TABLE_MAP;
+	table_add(t, key, t->kind == TABLE_MAP ? value : NULL);
+}

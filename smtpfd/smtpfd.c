@@ -18,8 +18,8 @@ smtpfd_empty_dir(void)
 }
 
 static const struct proc_role smtpfd_roles[] = {
-	{ "frontend",	smtpfd_empty_dir,	NULL,	NULL,	NULL },
-	{ "engine",	smtpfd_empty_dir,	NULL,	NULL,	NULL },
+	{ "frontend",	smtpfd_empty_dir,	NULL,	NULL,	NULL,	0 },
+	{ "engine",	smtpfd_empty_dir,	NULL,	NULL,	NULL,	0 },
 };
 
 static const struct ipc_type smtpfd_types[] = {

@@ -1,0 +1,219 @@
+/*
+ * The scheduler, in the queue process: which envelope is tried when.
+ * Every queued envelope has an entry here; it is handed to the delivery
+ * process when due, with the message file, and the result decides: done
+ * (the envelope goes), temporary failure (retried later, until the queue
+ * ttl, then bounced), permanent failure (bounced).
+ */
+#include <sys/types.h>
+
+#include <event.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ipc.h"
+#include "log.h"
+#include "mtad.h"
+#include "xmalloc.h"
+
+struct sched_entry {
+	TAILQ_ENTRY(sched_entry) entry;
+	uint64_t		 evpid;
+	int64_t			 next;		/* when to try */
+	int			 inflight;
+};
+
+TAILQ_HEAD(sched_list, sched_entry);
+static struct sched_list	 waiting = TAILQ_HEAD_INITIALIZER(waiting);
+static struct sched_list	 inflight = TAILQ_HEAD_INITIALIZER(inflight);
+static size_t			 ninflight;
+static struct event		 ev_timer;
+static int			 started;
+
+static void	 scheduler_run(int, short, void *);
+
+/* Waiting time before the retry after n failures. */
+static int64_t
+retry_delay(uint32_t retries)
+{
+	static const int64_t	 steps[] = { 60, 300, 900, 1800 };
+
+	if (retries == 0)
+		return 0;
+	if (retries <= sizeof(steps) / sizeof(steps[0]))
+		return steps[retries - 1];
+	return 3600;
+}
+
+static void
+scheduler_arm(void)
+{
+	struct sched_entry	*se;
+	struct timeval		 tv = { 0, 0 };
+	int64_t			 now = (int64_t)time(NULL);
+
+	if (!started)
+		return;
+	evtimer_del(&ev_timer);
+	if ((se = TAILQ_FIRST(&waiting)) == NULL ||
+	    ninflight >= DEF_MAX_DELIVERIES)
+		return;
+	if (se->next > now)
+		tv.tv_sec = (time_t)(se->next - now);
+	evtimer_add(&ev_timer, &tv);
+}
+
+/* Keep the waiting list ordered by due time. */
+void
+scheduler_add(uint64_t evpid, int64_t next)
+{
+	struct sched_entry	*se, *at;
+
+	se = xcalloc(1, sizeof(*se));
+	se->evpid = evpid;
+	se->next = next;
+	TAILQ_FOREACH_REVERSE(at, &waiting, sched_list, entry)
+		if (at->next <= next)
+			break;
+	if (at == NULL)
+		TAILQ_INSERT_HEAD(&waiting, se, entry);
+	else
+		TAILQ_INSERT_AFTER(&waiting, at, se, entry);
+	scheduler_arm();
+}
+
+static int
+schedule_loaded(uint64_t evpid, void *arg)
+{
+	struct envelope	 e;
+	const struct queue_backend *backend = arg;
+
+	if (backend->envelope_get(evpid, &e) == -1)
+		return 0;	/* logged; left for the administrator */
+	scheduler_add(evpid, e.lasttry + retry_delay(e.retries));
+	return 0;
+}
+
+void
+scheduler_start(void)
+{
+	evtimer_set(&ev_timer, scheduler_run, NULL);
+	started = 1;
+	queue_fs_backend.walk(schedule_loaded, (void *)&queue_fs_backend);
+	scheduler_arm();
+}
+
+static void
+scheduler_dispatch(struct sched_entry *se)
+{
+	const struct queue_backend *backend = &queue_fs_backend;
+	struct ipc_chan		*delivery = proc_peer("delivery");
+	struct envelope		 e;
+	char			 buf[8192];
+	int			 fd;
+
+	if (backend->envelope_get(se->evpid, &e) == -1 ||
+	    (fd = backend->message_open(envelope_msgid(se->evpid))) == -1) {
+		/* Unreadable: keep it, try again in an hour. */
+		se->next = (int64_t)time(NULL) + 3600;
+		scheduler_add(se->evpid, se->next);
+		free(se);
+		return;
+	}
+	envelope_dump(&e, buf, sizeof(buf));
+	ipc_begin(delivery, MTAD_MSG_DELIVER, fd);
+	ipc_add_u64(delivery, se->evpid);
+	ipc_add_string(delivery, buf);
+	ipc_end(delivery);
+	se->inflight = 1;
+	TAILQ_INSERT_TAIL(&inflight, se, entry);
+	ninflight++;
+}
+
+static void
+scheduler_run(int fd, short event, void *arg)
+{
+	struct sched_entry	*se;
+	int64_t			 now = (int64_t)time(NULL);
+
+	(void)fd;
+	(void)event;
+	(void)arg;
+	while ((se = TAILQ_FIRST(&waiting)) != NULL && se->next <= now &&
+	    ninflight < DEF_MAX_DELIVERIES) {
+		TAILQ_REMOVE(&waiting, se, entry);
+		scheduler_dispatch(se);
+	}
+	scheduler_arm();
+}
+
+/* Control characters never reach an envelope line. */
+static void
+set_error(struct envelope *e, const char *error)
+{
+	size_t	 i;
+
+	snprintf(e->errorline, sizeof(e->errorline), "%s", error);
+	for (i = 0; e->errorline[i]; i++)
+		if ((unsigned char)e->errorline[i] < 32)
+			e->errorline[i] = ' ';
+}
+
+void
+scheduler_delivered(uint64_t evpid, enum delivery_result result,
+    const char *error)
+{
+	const struct queue_backend *backend = &queue_fs_backend;
+	struct sched_entry	*se;
+	struct envelope		 e;
+	int64_t			 now = (int64_t)time(NULL);
+
+	TAILQ_FOREACH(se, &inflight, entry)
+		if (se->evpid == evpid)
+			break;
+	if (se == NULL)
+		fatalx("delivery result for %016" PRIx64 " not in flight",
+		    evpid);
+	TAILQ_REMOVE(&inflight, se, entry);
+	ninflight--;
+	free(se);
+
+	if (backend->envelope_get(evpid, &e) == -1) {
+		scheduler_arm();
+		return;
+	}
+	switch (result) {
+	case DELIVERY_OK:
+		log_info("evpid=%016" PRIx64 " rcpt=<%s> dest=%s delivered",
+		    evpid, e.rcpt, e.dest);
+		backend->envelope_delete(evpid);
+		break;
+	case DELIVERY_TEMPFAIL:
+		e.retries++;
+		e.lasttry = now;
+		set_error(&e, error);
+		if (now - e.created >= mtad_conf->queue_ttl) {
+			log_info("evpid=%016" PRIx64 " rcpt=<%s> expired: %s",
+			    evpid, e.rcpt, e.errorline);
+			bounce_create(&e, e.errorline);
+			backend->envelope_delete(evpid);
+			break;
+		}
+		log_info("evpid=%016" PRIx64 " rcpt=<%s> tempfail retries=%u: %s",
+		    evpid, e.rcpt, e.retries, e.errorline);
+		backend->envelope_update(&e);
+		scheduler_add(evpid, now + retry_delay(e.retries));
+		break;
+	case DELIVERY_PERMFAIL:
+		set_error(&e, error);
+		log_info("evpid=%016" PRIx64 " rcpt=<%s> permfail: %s", evpid,
+		    e.rcpt, e.errorline);
+		bounce_create(&e, e.errorline);
+		backend->envelope_delete(evpid);
+		break;
+	}
+	scheduler_arm();
+}
