@@ -179,6 +179,7 @@ mda_lmtp(const struct action *a, const struct envelope *e,
 	r = DELIVERY_OK;
 	fprintf(out, "QUIT\r\n");
 	fflush(out);
+	(void)lmtp_reply(in, text, sizeof(text));	/* delivered anyway */
 done:
 	if (in)
 		fclose(in);

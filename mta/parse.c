@@ -489,7 +489,11 @@ parse_action(struct conf *cf)
 			s = "~/Maildir";
 	} else if (conf_accept(cf, "mbox")) {
 		a->kind = ACTION_MBOX;
-		s = "/var/mail/%{user.username}";
+		t = conf_peek(cf);
+		if (t != NULL && t->type == CONF_STRING)
+			s = conf_word(cf, "a path");
+		else
+			s = "/var/mail/%{user.username}";
 	} else if (conf_accept(cf, "mda")) {
 		a->kind = ACTION_MDA;
 		s = conf_word(cf, "a command");

@@ -97,6 +97,34 @@ remove_dir(const char *path)
 	return 0;
 }
 
+/* An envelope update killed half-way leaves "queue/MSGID/.EVPID". */
+static void
+remove_update_leftovers(void)
+{
+	char		 path[PATH_MAX];
+	struct dirent	*de, *ee;
+	DIR		*qd, *md;
+
+	if ((qd = opendir("queue")) == NULL)
+		return;
+	while ((de = readdir(qd)) != NULL) {
+		if (strlen(de->d_name) != 8)
+			continue;
+		snprintf(path, sizeof(path), "queue/%s", de->d_name);
+		if ((md = opendir(path)) == NULL)
+			continue;
+		while ((ee = readdir(md)) != NULL) {
+			if (ee->d_name[0] != '.' || strlen(ee->d_name) != 17)
+				continue;
+			snprintf(path, sizeof(path), "queue/%s/%s", de->d_name,
+			    ee->d_name);
+			unlink(path);
+		}
+		closedir(md);
+	}
+	closedir(qd);
+}
+
 static int
 fs_init(void)
 {
@@ -125,6 +153,7 @@ fs_init(void)
 	if (orphans)
 		log_info("removed %zu incomplete message%s left by a crash",
 		    orphans, orphans == 1 ? "" : "s");
+	remove_update_leftovers();
 	return 0;
 }
 

@@ -93,7 +93,9 @@ schedule_loaded(uint64_t evpid, void *arg)
 
 	if (backend->envelope_get(evpid, &e) == -1)
 		return 0;	/* logged; left for the administrator */
-	scheduler_add(evpid, e.lasttry + retry_delay(e.retries));
+	/* A (re)start tries everything at once: the operator may have
+	 * just fixed what made deliveries fail. */
+	scheduler_add(evpid, 0);
 	return 0;
 }
 

@@ -31,7 +31,8 @@ listen on 127.0.0.1 port $PORT
 listen on 127.0.0.1 port $XPORT xclient from <trusted>
 listen on 127.0.0.1 port $TPORT tls pki test
 listen on 127.0.0.1 port $RPORT tls-require pki test
-action "local" maildir "$TMP/maildir"
+# Deliveries wait (temporary failure) so that the queue can be inspected.
+action "local" mda "exit 75" user nobody
 match from any for rcpt <blocked> reject
 match from any for domain <domains> action "local"
 match from any for local action "local"
