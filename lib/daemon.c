@@ -448,6 +448,12 @@ parent_sig(int sig, short event, void *arg)
 	parent_check_done();
 }
 
+void
+daemon_shutdown(int status)
+{
+	parent_shutdown(status);
+}
+
 /* Stop every child, wait for them, exit with status. */
 static void
 parent_shutdown(int status)

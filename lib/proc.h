@@ -46,6 +46,7 @@ enum proc_msg_type {
 
 #define PROC_CONF_CHUNK	(60 * 1024)
 
+#define PROC_IPC_NTYPES	6	/* the entries of PROC_IPC_TYPES */
 #define PROC_IPC_TYPES							\
 	{ PROC_MSG_VERBOSE,	"VERBOSE",	"u",	IPC_FD_NONE },	\
 	{ PROC_MSG_CONF_END,	"CONF_END",	"",	IPC_FD_NONE },	\
@@ -111,6 +112,8 @@ struct daemon_desc {
 /* Common command line and life cycle; does not return. */
 void	 daemon_main(const struct daemon_desc *, int, char **)
 	    __attribute__((noreturn));
+/* parent: stop the children, then exit with this status */
+void	 daemon_shutdown(int);
 /* Statements every daemon has (user, chroot); 1 if cf held one. */
 int	 daemon_parse_settings(struct conf *, struct proc_settings *);
 

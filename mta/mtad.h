@@ -54,7 +54,33 @@ enum mtad_msg_type {
 	MTAD_MSG_MESSAGE_ROLLBACK,	/* smtp -> queue: u32 msgid */
 	MTAD_MSG_DELIVER,		/* queue -> delivery: q, s, fd */
 	MTAD_MSG_DELIVERED,		/* delivery -> queue: q, u, s */
+	MTAD_MSG_CONTROL_SOCKET,	/* parent -> control: fd */
+	MTAD_MSG_TABLE_RESET,		/* parent -> smtp, queue: s table */
+	MTAD_MSG_CTL_REQUEST,		/* q client, u command, s argument */
+	MTAD_MSG_CTL_LINE,		/* q client, s one line of output */
+	MTAD_MSG_CTL_END,		/* q client, u status, s message */
 };
+
+#define MTAD_NTYPES	(PROC_IPC_NTYPES + MTAD_MSG_CTL_END - 100 + 1)
+
+/* mtactl commands (CTL_REQUEST) */
+enum ctl_command {
+	CTL_SHOW_QUEUE = 1,
+	CTL_SHOW_ENVELOPE,
+	CTL_SHOW_STATS,
+	CTL_SCHEDULE,
+	CTL_REMOVE,
+	CTL_PAUSE_MDA,
+	CTL_RESUME_MDA,
+	CTL_PAUSE_SMTP,
+	CTL_RESUME_SMTP,
+	CTL_UPDATE_TABLE,
+	CTL_LOG_VERBOSE,
+	CTL_LOG_BRIEF,
+	CTL_STOP,
+};
+
+#define MTAD_CONTROL_SOCKET	"/run/mtad.sock"
 
 /* The outcome of one delivery attempt. */
 enum delivery_result {
@@ -163,6 +189,7 @@ struct mtad_conf {
 	struct proc_settings	 proc;
 	char			*hostname;
 	char			*queue_path;
+	char			*control_socket;
 	size_t			 max_message_size;
 	size_t			 max_rcpt;
 	size_t			 max_mails;
@@ -217,7 +244,7 @@ struct envelope {
 
 extern struct mtad_conf	*mtad_conf;
 extern const struct ipc_type	 mtad_types[];
-extern const size_t		 mtad_ntypes;
+
 
 /* parse.c */
 void	 mtad_conf_init(void);
@@ -232,6 +259,7 @@ void	 table_add(struct table *, const char *, const char *);
 void	 table_clear(struct table *);
 int	 table_load_file(struct table *, char *, size_t);
 void	 table_item_received(const char *, const char *, const char *);
+void	 table_reset(const char *);
 const char *table_get(const struct table *, const char *);
 int	 table_has(const struct table *, const char *);
 int	 table_match_domain(const struct table *, const char *);
@@ -315,6 +343,21 @@ int	 mda_mkdirs(const char *);
 /* parent.c */
 void	 parent_init(void);
 void	 parent_send_config(struct proc_child *);
+int	 parent_dispatch(struct ipc_chan *, struct ipc_msg *);
+
+/* control.c */
+void	 control_init(struct ipc_chan *);
+int	 control_dispatch(struct ipc_chan *, struct ipc_msg *);
+void	 control_configured(struct ipc_chan *);
+void	 ctl_line(struct ipc_chan *, uint64_t, const char *, ...)
+	    __attribute__((format(printf, 3, 4)));
+void	 ctl_end(struct ipc_chan *, uint64_t, int, const char *, ...)
+	    __attribute__((format(printf, 4, 5)));
+
+/* scheduler.c: control requests */
+void	 scheduler_ctl(struct ipc_chan *, uint64_t, uint32_t, const char *);
+/* smtp.c: control requests */
+void	 smtp_ctl(struct ipc_chan *, uint64_t, uint32_t, const char *);
 
 /* smtp.c */
 void	 smtp_init(struct ipc_chan *);

@@ -6,6 +6,7 @@
 #include <sys/types.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 
 #include <netinet/in.h>
 #include <arpa/inet.h>
@@ -30,6 +31,7 @@ struct listen_socket {
 
 static struct listen_socket	*sockets;
 static size_t			 nsockets;
+static int			 control_fd = -1;
 
 static void
 add_socket(struct listener *l, const struct sockaddr_storage *ss,
@@ -158,12 +160,50 @@ prepare_queue(void)
 	}
 }
 
+/*
+ * The control socket: only root (or the user mtad runs as, when not
+ * started as root) may connect.  A socket that answers belongs to a
+ * running mtad: refuse to steal it.
+ */
+static void
+open_control_socket(void)
+{
+	struct sockaddr_un	 sun;
+	const char		*path = mtad_conf->control_socket;
+	mode_t			 old;
+	int			 fd;
+
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	if (strlen(path) >= sizeof(sun.sun_path))
+		fatalx("control socket %s: path too long", path);
+	strcpy(sun.sun_path, path);
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1)
+		fatal("socket");
+	if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == 0)
+		fatalx("control socket %s: another mtad is running", path);
+	close(fd);
+	if (unlink(path) == -1 && errno != ENOENT)
+		fatal("unlink %s", path);
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+	    0)) == -1)
+		fatal("socket");
+	old = umask(0177);
+	if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) == -1)
+		fatal("control socket %s", path);
+	umask(old);
+	if (listen(fd, 16) == -1)
+		fatal("listen %s", path);
+	control_fd = fd;
+}
+
 void
 parent_init(void)
 {
 	struct listener	*l;
 
 	prepare_queue();
+	open_control_socket();
 	TAILQ_FOREACH(l, &mtad_conf->listeners, entry)
 		open_listener(l);
 }
@@ -195,23 +235,28 @@ send_smtp_config(struct proc_child *c)
 }
 
 static void
+send_table(struct proc_child *c, const struct table *t)
+{
+	size_t	 i;
+
+	for (i = 0; i < t->nitems; i++) {
+		ipc_begin(&c->chan, MTAD_MSG_TABLE_ITEM, -1);
+		ipc_add_string(&c->chan, t->name);
+		ipc_add_string(&c->chan, t->items[i].key);
+		ipc_add_string(&c->chan, t->items[i].value ?
+		    t->items[i].value : "");
+		ipc_end(&c->chan);
+	}
+}
+
+static void
 send_tables(struct proc_child *c)
 {
 	struct table	*t;
-	size_t		 i;
 
-	TAILQ_FOREACH(t, &mtad_conf->tables, entry) {
-		if (t->path == NULL)
-			continue;	/* inline: in the statements already */
-		for (i = 0; i < t->nitems; i++) {
-			ipc_begin(&c->chan, MTAD_MSG_TABLE_ITEM, -1);
-			ipc_add_string(&c->chan, t->name);
-			ipc_add_string(&c->chan, t->items[i].key);
-			ipc_add_string(&c->chan, t->items[i].value ?
-			    t->items[i].value : "");
-			ipc_end(&c->chan);
-		}
-	}
+	TAILQ_FOREACH(t, &mtad_conf->tables, entry)
+		if (t->path != NULL)	/* inline: in the statements already */
+			send_table(c, t);
 }
 
 /* Rules and expansion run in smtp (RCPT) and queue (bounces). */
@@ -222,4 +267,101 @@ parent_send_config(struct proc_child *c)
 		send_smtp_config(c);
 	else if (strcmp(c->role->name, "queue") == 0)
 		send_tables(c);
+	else if (strcmp(c->role->name, "control") == 0) {
+		ipc_begin(&c->chan, MTAD_MSG_CONTROL_SOCKET, control_fd);
+		ipc_end(&c->chan);
+		control_fd = -1;
+	}
+}
+
+/* mtactl update table NAME: read the file again, hand it out. */
+static void
+update_table(struct ipc_chan *chan, uint64_t client, const char *name)
+{
+	struct proc_child	*children, *c;
+	struct table		*t;
+	char			 err[256];
+	size_t			 n, i;
+
+	if ((t = table_find(name)) == NULL) {
+		ctl_end(chan, client, 1, "no table %s", name);
+		return;
+	}
+	if (t->path == NULL) {
+		ctl_end(chan, client, 1, "table %s is inline: restart to "
+		    "change it", name);
+		return;
+	}
+	if (table_load_file(t, err, sizeof(err)) == -1) {
+		log_warnx("update table %s: %s", name, err);
+		ctl_end(chan, client, 1, "table %s unchanged: %s", name, err);
+		return;
+	}
+	children = proc_children(&n);
+	for (i = 0; i < n; i++) {
+		c = &children[i];
+		if (strcmp(c->role->name, "smtp") != 0 &&
+		    strcmp(c->role->name, "queue") != 0)
+			continue;
+		ipc_begin(&c->chan, MTAD_MSG_TABLE_RESET, -1);
+		ipc_add_string(&c->chan, name);
+		ipc_end(&c->chan);
+		send_table(c, t);
+	}
+	log_info("table %s updated: %zu entries", name, t->nitems);
+	ctl_end(chan, client, 0, "table %s: %zu entries", name, t->nitems);
+}
+
+static void
+set_verbose(int verbose)
+{
+	struct proc_child	*children;
+	size_t			 n, i;
+
+	log_setverbose(verbose);
+	children = proc_children(&n);
+	for (i = 0; i < n; i++) {
+		ipc_begin(&children[i].chan, PROC_MSG_VERBOSE, -1);
+		ipc_add_u32(&children[i].chan, (uint32_t)verbose);
+		ipc_end(&children[i].chan);
+	}
+}
+
+/* Requests the control process forwards to the parent. */
+int
+parent_dispatch(struct ipc_chan *chan, struct ipc_msg *msg)
+{
+	const char	*arg;
+	uint64_t	 client;
+	uint32_t	 cmd;
+
+	if (msg->type != MTAD_MSG_CTL_REQUEST ||
+	    strcmp(chan->peer, "control") != 0)
+		return -1;
+	client = ipc_get_u64(msg);
+	cmd = ipc_get_u32(msg);
+	arg = ipc_get_string(msg);
+	ipc_get_end(msg);
+	switch (cmd) {
+	case CTL_UPDATE_TABLE:
+		update_table(chan, client, arg);
+		break;
+	case CTL_LOG_VERBOSE:
+	case CTL_LOG_BRIEF:
+		set_verbose(cmd == CTL_LOG_VERBOSE ? 2 : 0);
+		log_info("log %s", cmd == CTL_LOG_VERBOSE ? "verbose" :
+		    "brief");
+		ctl_end(chan, client, 0, "log %s", cmd == CTL_LOG_VERBOSE ?
+		    "verbose" : "brief");
+		break;
+	case CTL_STOP:
+		log_info("stop requested by mtactl");
+		ctl_end(chan, client, 0, "stopping");
+		ipc_flush(chan);
+		daemon_shutdown(0);
+		break;
+	default:
+		return -1;
+	}
+	return 0;
 }

@@ -26,6 +26,7 @@
 
 struct mtad_conf	*mtad_conf;
 
+static void	 parse_control(struct conf *);
 static void	 parse_hostname(struct conf *);
 static void	 parse_queue(struct conf *);
 static void	 parse_smtp(struct conf *);
@@ -43,6 +44,7 @@ static const struct {
 	void		(*parse)(struct conf *);
 } statements[] = {
 	{ "action",	parse_action },
+	{ "control",	parse_control },
 	{ "hostname",	parse_hostname },
 	{ "listen",	parse_listen },
 	{ "match",	parse_match },
@@ -65,6 +67,7 @@ mtad_conf_init(void)
 	host[sizeof(host) - 1] = '\0';
 	mtad_conf->hostname = xstrdup(host);
 	mtad_conf->queue_path = xstrdup(MTAD_QUEUE);
+	mtad_conf->control_socket = xstrdup(MTAD_CONTROL_SOCKET);
 	mtad_conf->max_message_size = DEF_MAX_MESSAGE_SIZE;
 	mtad_conf->max_rcpt = DEF_MAX_RCPT;
 	mtad_conf->max_mails = DEF_MAX_MAILS;
@@ -141,6 +144,24 @@ action_find(const char *name)
 		if (strcmp(a->name, name) == 0)
 			return a;
 	return NULL;
+}
+
+/*	control socket PATH */
+static void
+parse_control(struct conf *cf)
+{
+	const char	*s;
+
+	if (!conf_expect(cf, "socket") ||
+	    (s = conf_word(cf, "a socket path")) == NULL || !conf_end(cf))
+		return;
+	if (s[0] != '/') {
+		conf_error(cf, "control socket %s: expected an absolute path",
+		    s);
+		return;
+	}
+	free(mtad_conf->control_socket);
+	mtad_conf->control_socket = xstrdup(s);
 }
 
 /*	hostname NAME */

@@ -176,6 +176,22 @@ queue_dispatch(struct ipc_chan *chan, struct ipc_msg *msg)
 		ipc_get_end(msg);
 		table_item_received(name, key, text);
 		return 0;
+	case MTAD_MSG_TABLE_RESET:
+		if (strcmp(chan->peer, "parent") != 0)
+			return -1;
+		name = ipc_get_string(msg);
+		ipc_get_end(msg);
+		table_reset(name);
+		return 0;
+	case MTAD_MSG_CTL_REQUEST:
+		if (strcmp(chan->peer, "control") != 0)
+			return -1;
+		req = ipc_get_u64(msg);
+		result = ipc_get_u32(msg);
+		text = ipc_get_string(msg);
+		ipc_get_end(msg);
+		scheduler_ctl(chan, req, result, text);
+		return 0;
 	case MTAD_MSG_MESSAGE_CREATE:
 		req = ipc_get_u64(msg);
 		ipc_get_end(msg);

@@ -32,6 +32,8 @@ static struct sched_list	 inflight = TAILQ_HEAD_INITIALIZER(inflight);
 static size_t			 ninflight;
 static struct event		 ev_timer;
 static int			 started;
+static int			 paused;
+static size_t			 stat_delivered, stat_tempfail, stat_permfail;
 
 static void	 scheduler_run(int, short, void *);
 
@@ -58,6 +60,8 @@ scheduler_arm(void)
 	if (!started)
 		return;
 	evtimer_del(&ev_timer);
+	if (paused)
+		return;
 	if ((se = TAILQ_FIRST(&waiting)) == NULL ||
 	    ninflight >= DEF_MAX_DELIVERIES)
 		return;
@@ -189,11 +193,13 @@ scheduler_delivered(uint64_t evpid, enum delivery_result result,
 	}
 	switch (result) {
 	case DELIVERY_OK:
+		stat_delivered++;
 		log_info("evpid=%016" PRIx64 " rcpt=<%s> dest=%s delivered",
 		    evpid, e.rcpt, e.dest);
 		backend->envelope_delete(evpid);
 		break;
 	case DELIVERY_TEMPFAIL:
+		stat_tempfail++;
 		e.retries++;
 		e.lasttry = now;
 		set_error(&e, error);
@@ -210,6 +216,7 @@ scheduler_delivered(uint64_t evpid, enum delivery_result result,
 		scheduler_add(evpid, now + retry_delay(e.retries));
 		break;
 	case DELIVERY_PERMFAIL:
+		stat_permfail++;
 		set_error(&e, error);
 		log_info("evpid=%016" PRIx64 " rcpt=<%s> permfail: %s", evpid,
 		    e.rcpt, e.errorline);
@@ -218,4 +225,148 @@ scheduler_delivered(uint64_t evpid, enum delivery_result result,
 		break;
 	}
 	scheduler_arm();
+}
+
+/*
+ * Control requests: show queue, show envelope ID, schedule ID|all,
+ * remove ID|all, pause|resume mda, show stats.  An ID is an envelope id
+ * (16 hex digits) or a message id (8: all its envelopes).
+ */
+static int
+id_matches(const char *arg, uint64_t evpid)
+{
+	char	*end;
+	unsigned long long v;
+
+	if (strcmp(arg, "all") == 0)
+		return 1;
+	v = strtoull(arg, &end, 16);
+	if (*arg == '\0' || *end != '\0')
+		return 0;
+	if (strlen(arg) <= 8)
+		return envelope_msgid(evpid) == (uint32_t)v;
+	return evpid == v;
+}
+
+static int
+valid_id(const char *arg)
+{
+	size_t	 n = strspn(arg, "0123456789abcdefABCDEF");
+
+	return strcmp(arg, "all") == 0 || (arg[n] == '\0' && (n == 8 ||
+	    n == 16));
+}
+
+struct show_ctx {
+	struct ipc_chan	*chan;
+	uint64_t	 client;
+	size_t		 n;
+};
+
+static int
+show_one(uint64_t evpid, void *arg)
+{
+	struct show_ctx		*ctx = arg;
+	struct sched_entry	*se;
+	struct envelope		 e;
+	const char		*state = "waiting";
+
+	if (queue_fs_backend.envelope_get(evpid, &e) == -1)
+		return 0;
+	TAILQ_FOREACH(se, &inflight, entry)
+		if (se->evpid == evpid)
+			state = "delivering";
+	ctl_line(ctx->chan, ctx->client, "%016" PRIx64 " %s retries=%u "
+	    "from=<%s> rcpt=<%s> dest=%s action=%s%s%s", evpid, state,
+	    e.retries, e.sender, e.rcpt, e.dest, e.action,
+	    e.errorline[0] ? " error=" : "", e.errorline);
+	ctx->n++;
+	return 0;
+}
+
+static void
+show_envelope(struct ipc_chan *chan, uint64_t client, const char *arg)
+{
+	struct envelope	 e;
+	char		 buf[8192], *line, *save;
+	uint64_t	 evpid;
+
+	evpid = strtoull(arg, NULL, 16);
+	if (strlen(arg) != 16 || !valid_id(arg) ||
+	    queue_fs_backend.envelope_get(evpid, &e) == -1) {
+		ctl_end(chan, client, 1, "no envelope %s", arg);
+		return;
+	}
+	envelope_dump(&e, buf, sizeof(buf));
+	for (line = strtok_r(buf, "\n", &save); line;
+	    line = strtok_r(NULL, "\n", &save))
+		ctl_line(chan, client, "%s", line);
+	ctl_end(chan, client, 0, "%s", "");
+}
+
+void
+scheduler_ctl(struct ipc_chan *chan, uint64_t client, uint32_t cmd,
+    const char *arg)
+{
+	struct sched_entry	*se, *next;
+	struct show_ctx		 ctx = { chan, client, 0 };
+	size_t			 n = 0, busy = 0;
+
+	switch (cmd) {
+	case CTL_SHOW_QUEUE:
+		queue_fs_backend.walk(show_one, &ctx);
+		ctl_end(chan, client, 0, "%zu envelope%s", ctx.n,
+		    ctx.n == 1 ? "" : "s");
+		return;
+	case CTL_SHOW_ENVELOPE:
+		show_envelope(chan, client, arg);
+		return;
+	case CTL_SHOW_STATS:
+		TAILQ_FOREACH(se, &waiting, entry)
+			n++;
+		ctl_line(chan, client, "queue.waiting=%zu", n);
+		ctl_line(chan, client, "queue.delivering=%zu", ninflight);
+		ctl_line(chan, client, "delivery.ok=%zu", stat_delivered);
+		ctl_line(chan, client, "delivery.tempfail=%zu", stat_tempfail);
+		ctl_line(chan, client, "delivery.permfail=%zu", stat_permfail);
+		ctl_line(chan, client, "delivery.paused=%s", paused ? "yes" :
+		    "no");
+		ctl_end(chan, client, 0, "%s", "");
+		return;
+	case CTL_PAUSE_MDA:
+	case CTL_RESUME_MDA:
+		paused = cmd == CTL_PAUSE_MDA;
+		log_info("local deliveries %s", paused ? "paused" : "resumed");
+		scheduler_arm();
+		ctl_end(chan, client, 0, "local deliveries %s", paused ?
+		    "paused" : "resumed");
+		return;
+	}
+	if (!valid_id(arg)) {
+		ctl_end(chan, client, 1, "expected an id (8 or 16 hex digits) "
+		    "or all, got \"%s\"", arg);
+		return;
+	}
+	TAILQ_FOREACH(se, &inflight, entry)
+		if (id_matches(arg, se->evpid))
+			busy++;
+	for (se = TAILQ_FIRST(&waiting); se != NULL; se = next) {
+		next = TAILQ_NEXT(se, entry);
+		if (!id_matches(arg, se->evpid))
+			continue;
+		TAILQ_REMOVE(&waiting, se, entry);
+		n++;
+		if (cmd == CTL_SCHEDULE) {
+			se->next = 0;
+			TAILQ_INSERT_HEAD(&waiting, se, entry);
+			continue;
+		}
+		log_info("evpid=%016" PRIx64 " removed by mtactl", se->evpid);
+		queue_fs_backend.envelope_delete(se->evpid);
+		free(se);
+	}
+	scheduler_arm();
+	ctl_end(chan, client, n == 0 && busy == 0, "%zu envelope%s %s%s", n,
+	    n == 1 ? "" : "s", cmd == CTL_SCHEDULE ? "scheduled" : "removed",
+	    busy ? " (some are being delivered now)" : "");
 }

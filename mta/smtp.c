@@ -45,6 +45,8 @@ static TAILQ_HEAD(, tls_server) tls_servers =
 static TAILQ_HEAD(, session)	 sessions = TAILQ_HEAD_INITIALIZER(sessions);
 static size_t			 nsessions;
 static struct event		 ev_accept_pause;
+static int			 paused;	/* mtactl pause smtp */
+static size_t			 stat_sessions, stat_messages;
 
 static void	 smtp_accept(int, short, void *);
 static void	 smtp_accept_resume(int, short, void *);
@@ -130,6 +132,8 @@ smtp_accept_resume(int fd, short event, void *arg)
 	(void)fd;
 	(void)event;
 	(void)arg;
+	if (paused)
+		return;
 	TAILQ_FOREACH(ls, &socks, entry)
 		event_add(&ls->ev, NULL);
 }
@@ -180,6 +184,47 @@ smtp_accept(int fd, short event, void *arg)
 	}
 	TAILQ_INSERT_TAIL(&sessions, s, entry);
 	nsessions++;
+	stat_sessions++;
+}
+
+void
+smtp_count_message(void)
+{
+	stat_messages++;
+}
+
+/* mtactl pause|resume smtp, show stats */
+void
+smtp_ctl(struct ipc_chan *chan, uint64_t client, uint32_t cmd,
+    const char *arg)
+{
+	struct listen_sock	*ls;
+
+	(void)arg;
+	switch (cmd) {
+	case CTL_PAUSE_SMTP:
+	case CTL_RESUME_SMTP:
+		paused = cmd == CTL_PAUSE_SMTP;
+		TAILQ_FOREACH(ls, &socks, entry) {
+			if (paused)
+				event_del(&ls->ev);
+			else
+				event_add(&ls->ev, NULL);
+		}
+		log_info("smtp %s", paused ? "paused" : "resumed");
+		ctl_end(chan, client, 0, "smtp %s", paused ? "paused: no new "
+		    "sessions" : "resumed");
+		return;
+	case CTL_SHOW_STATS:
+		ctl_line(chan, client, "smtp.sessions=%zu", nsessions);
+		ctl_line(chan, client, "smtp.sessions.total=%zu",
+		    stat_sessions);
+		ctl_line(chan, client, "smtp.messages=%zu", stat_messages);
+		ctl_line(chan, client, "smtp.paused=%s", paused ? "yes" : "no");
+		ctl_end(chan, client, 0, "%s", "");
+		return;
+	}
+	ctl_end(chan, client, 1, "unexpected request");
 }
 
 void
@@ -259,9 +304,24 @@ smtp_dispatch(struct ipc_chan *chan, struct ipc_msg *msg)
 
 	/* Sockets, certificates and tables come from the parent only. */
 	if ((msg->type == MTAD_MSG_LISTENER || msg->type == MTAD_MSG_PKI ||
-	    msg->type == MTAD_MSG_TABLE_ITEM) && strcmp(chan->peer, "parent"))
+	    msg->type == MTAD_MSG_TABLE_ITEM ||
+	    msg->type == MTAD_MSG_TABLE_RESET) && strcmp(chan->peer, "parent"))
 		return -1;
 	switch (msg->type) {
+	case MTAD_MSG_TABLE_RESET:
+		name = ipc_get_string(msg);
+		ipc_get_end(msg);
+		table_reset(name);
+		return 0;
+	case MTAD_MSG_CTL_REQUEST:
+		if (strcmp(chan->peer, "control") != 0)
+			return -1;
+		req = ipc_get_u64(msg);
+		u = ipc_get_u32(msg);
+		k = ipc_get_string(msg);
+		ipc_get_end(msg);
+		smtp_ctl(chan, req, u, k);
+		return 0;
 	case MTAD_MSG_LISTENER:
 		u = ipc_get_u32(msg);
 		ipc_get_end(msg);

@@ -81,6 +81,7 @@ size_t		 smtp_nsessions(void);
 void		 smtp_request_message(struct session *);
 void		 smtp_request_commit(struct session *);
 void		 smtp_request_rollback(uint32_t);
+void		 smtp_count_message(void);
 
 /* smtp_session.c */
 struct session	*session_new(struct listener *, int,

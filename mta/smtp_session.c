@@ -1007,6 +1007,7 @@ session_message_committed(struct session *s, int ok)
 		    "for delivery", tx->msgid);
 		tx->msgid = 0;	/* the queue owns it now */
 		s->nmails++;
+		smtp_count_message();
 	} else {
 		session_reply(s, "451 4.3.0 Temporary queue failure, try "
 		    "again later");

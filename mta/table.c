@@ -279,3 +279,14 @@ table_item_received(const char *name, const char *key, const char *value)
 		t->kind = TABLE_MAP;
 	table_add(t, key, t->kind == TABLE_MAP ? value : NULL);
 }
+
+/* Before a file table's new contents arrive (mtactl update table). */
+void
+table_reset(const char *name)
+{
+	struct table	*t;
+
+	if ((t = table_find(name)) == NULL)
+		fatalx("reset of unknown table %s", name);
+	table_clear(t);
+}
