@@ -10,7 +10,12 @@ if is_root; then
 fi
 set -- $(free_ports 4)
 PORT=$1 XPORT=$2 TPORT=$3 RPORT=$4
-make_cert "$TMP" || { not_ok "openssl makes a test certificate"; done_testing; exit 1; }
+mkdir "$TMP/other"
+if ! make_cert "$TMP" || ! make_cert "$TMP/other"; then
+	not_ok "openssl makes a test CA and certificates"
+	done_testing
+	exit 1
+fi
 chmod 644 "$TMP/key.pem"
 
 cat >"$TMP/mtad.conf" <<CONF
@@ -47,7 +52,8 @@ if ! wait_log "$TMP/mtad.log" "mtad ready"; then
 fi
 
 "$TOOLS/smtpscript" -D HOST=127.0.0.1 -D PORT="$PORT" -D XPORT="$XPORT" \
-    -D TPORT="$TPORT" -D RPORT="$RPORT" \
+    -D TPORT="$TPORT" -D RPORT="$RPORT" -D CA="$TMP/ca.pem" \
+    -D OTHERCA="$TMP/other/ca.pem" \
     "$(dirname "$0")"/../scenarios/mtad/*.smtp >"$TMP/script.tap" 2>&1
 tap_relay "" <"$TMP/script.tap"
 
@@ -70,6 +76,8 @@ check "Received: names our host and the queue id" \
     grep -q "by mx.test.example (mtad) with ESMTP id $(basename "$(dirname "$m")")" "$m"
 check "content is stored with LF line ends" sh -c '! grep -q "$(printf "\r")" "$1"' sh "$m"
 
+check "ten transactions in one session: ten messages" \
+    [ "$(grep -l "^Subject: transaction [0-9]* of ten" "$q"/*/message | wc -l)" -eq 10 ]
 m=$(message_with "Subject: pipelined one")
 check "a pipelined message has one envelope per recipient" \
     [ "$(ls "$(dirname "$m")" | grep -c -v message)" -eq 2 ]

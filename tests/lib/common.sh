@@ -155,10 +155,18 @@ free_ports() {
 	return 1
 }
 
-# make_cert DIR: a self-signed certificate and key for localhost.
+# make_cert DIR: a test CA (DIR/ca.pem) and a certificate for localhost
+# signed by it (DIR/cert.pem, DIR/key.pem).
 make_cert() {
-	openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=localhost \
-	    -keyout "$1/key.pem" -out "$1/cert.pem" >/dev/null 2>&1
+	openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=Test CA" \
+	    -addext basicConstraints=critical,CA:TRUE \
+	    -keyout "$1/ca.key" -out "$1/ca.pem" >/dev/null 2>&1 &&
+	openssl req -newkey rsa:2048 -nodes -subj /CN=localhost \
+	    -keyout "$1/key.pem" -out "$1/req.pem" >/dev/null 2>&1 &&
+	printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\n' >"$1/ext.cnf" &&
+	openssl x509 -req -in "$1/req.pem" -CA "$1/ca.pem" -CAkey "$1/ca.key" \
+	    -CAcreateserial -days 2 -extfile "$1/ext.cnf" \
+	    -out "$1/cert.pem" >/dev/null 2>&1
 }
 
 # tap_relay PREFIX: re-emit a TAP stream's results as our own.

@@ -11,10 +11,11 @@
  *	send-raw "bytes"		exactly these bytes
  *	expect CODE [ESC] [~ "regex"]	one whole reply: code like 250 or 2xx
  *	expect-close			the server closes the connection
- *	starttls			TLS handshake (no certificate check)
+ *	starttls [ca FILE [name NAME]]	TLS handshake, verified with ca
+ *	starttls-refused [ca FILE ...]	the handshake must fail
  *	timeout SECONDS			for the reads that follow
  *	sleep MILLISECONDS
- *	repeat N ... end		a block, N times
+ *	repeat N ... end		a block, N times ($REPEAT counts 1..N)
  *	close				close the current session
  *
  * A failing line ends its test case with "file:line: expected ..., got
@@ -487,21 +488,41 @@ do_expect(struct line *l, char **argv)
 	return 0;
 }
 
+/*
+ * starttls				no verification
+ * starttls ca FILE [name NAME]		verify the chain and the name
+ */
 static int
-do_starttls(struct line *l)
+do_starttls(struct line *l, char **argv)
 {
 	struct tls_config	*cfg;
+	const char		*ca = NULL, *name = "localhost";
+	int			 i;
 
 	if (cur == NULL || cur->tls)
 		return fail(l->lineno, cur ? "TLS already active" :
 		    "no session");
+	for (i = 1; i + 1 < l->argc; i += 2) {
+		if (strcmp(argv[i], "ca") == 0)
+			ca = argv[i + 1];
+		else if (strcmp(argv[i], "name") == 0)
+			name = argv[i + 1];
+		else
+			return fail(l->lineno, "usage: starttls [ca FILE] "
+			    "[name NAME]");
+	}
 	if ((cfg = tls_config_new()) == NULL)
 		return fail(l->lineno, "tls_config_new");
-	tls_config_insecure_noverifycert(cfg);
-	tls_config_insecure_noverifyname(cfg);
+	if (ca == NULL) {
+		tls_config_insecure_noverifycert(cfg);
+		tls_config_insecure_noverifyname(cfg);
+	} else if (tls_config_set_ca_file(cfg, ca) == -1) {
+		tls_config_free(cfg);
+		return fail(l->lineno, "ca %s: unreadable", ca);
+	}
 	if ((cur->tls = tls_client()) == NULL ||
 	    tls_configure(cur->tls, cfg) == -1 ||
-	    tls_connect_socket(cur->tls, cur->fd, "localhost") == -1 ||
+	    tls_connect_socket(cur->tls, cur->fd, name) == -1 ||
 	    tls_handshake(cur->tls) == -1) {
 		tls_config_free(cfg);
 		return fail(l->lineno, "TLS handshake failed: %s",
@@ -578,7 +599,14 @@ run_line(int i, int *next)
 			    "close, got %s", r == 1 ? one : "a timeout");
 		session_close(cur);
 	} else if (strcmp(argv[0], "starttls") == 0)
-		return do_starttls(l);
+		return do_starttls(l, argv);
+	else if (strcmp(argv[0], "starttls-refused") == 0) {
+		if (do_starttls(l, argv) == 0)
+			return fail(l->lineno, "the TLS handshake succeeded, "
+			    "expected it to fail");
+		failure[0] = '\0';
+		session_close(cur);
+	}
 	else if (strcmp(argv[0], "timeout") == 0 && l->argc == 2) {
 		timeout_sec = atoi(argv[1]);
 		for (n = 0; n < MAX_SESSIONS; n++)
@@ -593,9 +621,15 @@ run_line(int i, int *next)
 		count = strtol(argv[1], NULL, 10);
 		if ((end = block_end(i)) == -1)
 			return fail(l->lineno, "repeat without end");
-		while (count-- > 0)
-			if (run_block(i + 1, end, &n) == -1)
+		for (n = 1; n <= count; n++) {
+			char	 iter[32];
+			int	 stop;
+
+			snprintf(iter, sizeof(iter), "%d", n);
+			set_var("REPEAT", iter);
+			if (run_block(i + 1, end, &stop) == -1)
 				return -1;
+		}
 		*next = end + 1;
 	} else
 		return fail(l->lineno, "unknown or malformed command '%s'",
