@@ -97,13 +97,18 @@ remove_dir(const char *path)
 	return 0;
 }
 
-/* An envelope update killed half-way leaves "queue/MSGID/.EVPID". */
+/*
+ * What a crash in the middle of queue work leaves in queue/: an envelope
+ * update killed half-way (".EVPID"), a message whose last envelope was
+ * removed but not the directory (delivered: nothing to keep).
+ */
 static void
-remove_update_leftovers(void)
+remove_leftovers(void)
 {
 	char		 path[PATH_MAX];
 	struct dirent	*de, *ee;
 	DIR		*qd, *md;
+	size_t		 envelopes;
 
 	if ((qd = opendir("queue")) == NULL)
 		return;
@@ -113,7 +118,10 @@ remove_update_leftovers(void)
 		snprintf(path, sizeof(path), "queue/%s", de->d_name);
 		if ((md = opendir(path)) == NULL)
 			continue;
+		envelopes = 0;
 		while ((ee = readdir(md)) != NULL) {
+			if (strlen(ee->d_name) == 16)
+				envelopes++;
 			if (ee->d_name[0] != '.' || strlen(ee->d_name) != 17)
 				continue;
 			snprintf(path, sizeof(path), "queue/%s/%s", de->d_name,
@@ -121,6 +129,11 @@ remove_update_leftovers(void)
 			unlink(path);
 		}
 		closedir(md);
+		if (envelopes == 0) {
+			snprintf(path, sizeof(path), "queue/%s", de->d_name);
+			log_info("removing %s: every envelope was done", path);
+			remove_dir(path);
+		}
 	}
 	closedir(qd);
 }
@@ -153,7 +166,7 @@ fs_init(void)
 	if (orphans)
 		log_info("removed %zu incomplete message%s left by a crash",
 		    orphans, orphans == 1 ? "" : "s");
-	remove_update_leftovers();
+	remove_leftovers();
 	return 0;
 }
 
