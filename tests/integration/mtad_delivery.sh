@@ -108,7 +108,7 @@ wait_for() {	# FILE-PATTERN
 }
 
 check "maildir: delivered into new/" wait_for "$TMP/maildir/$U1/new/*"
-f=$(grep -l "^Subject: to alice@test.example" "$TMP/maildir/$U1/new/"* | head -n 1)
+f=$(grep -l "^Delivered-To: alice@test.example" "$TMP/maildir/$U1/new/"* | head -n 1)
 check "maildir: Return-Path and Delivered-To come first" \
     sh -c 'head -n 2 "$1" | tr "\n" " " | grep -q "^Return-Path: <bob@test.example> Delivered-To: alice@test.example"' sh "$f"
 check "maildir: then our Received: header" \
