@@ -362,6 +362,21 @@ again:
 		c = conf_getc(cf);
 		if (c == EOF)
 			break;
+		/* A "%{placeholder}" belongs to the word, braces included. */
+		if (c == '{' && buf[n - 1] == '%') {
+			while (c != EOF && c != '}' && c != '\n' &&
+			    n < sizeof(buf) - 2) {
+				buf[n++] = (char)c;
+				c = conf_getc(cf);
+			}
+			if (c != '}') {
+				conf_error(cf, "unterminated %%{ in a word");
+				if (c == '\n')
+					conf_ungetc(cf);
+				return 1;
+			}
+			continue;
+		}
 		if (c == ' ' || c == '\t' || c == '\r' || c == '\n' ||
 		    c == '#' || c == '"' || c == '\\' || conf_is_punct(c)) {
 			conf_ungetc(cf);

@@ -110,17 +110,22 @@ test_macros(void)
 	    "name = mx\n"
 	    "listen on $addr hostname $name\n"
 	    "quoted \"$name\"\n"
-	    "path /var/$name/x$name\n");
+	    "path /var/$name/x$name\n"
+	    "maildir /home/%{rcpt.user}/$name\n");
 	is_int(parse("m.conf", NULL), 0, "macros parse");
 	is_str(seen, "3:listen|on|127.0.0.1|port|2525|hostname|mx;"
 	    "4:quoted|\"$name;"
-	    "5:path|/var/mx/xmx;",
-	    "macros expand outside quotes only, whole words and inside words");
+	    "5:path|/var/mx/xmx;"
+	    "6:maildir|/home/%{rcpt.user}/mx;",
+	    "macros expand outside quotes only, whole words and inside words; "
+	    "%{...} stays in a word");
 
 	is_int(parse("m.conf", "name=override"), 0, "-D macro parses");
 	is_str(seen, "3:listen|on|127.0.0.1|port|2525|hostname|override;"
 	    "4:quoted|\"$name;"
-	    "5:path|/var/override/xoverride;", "-D wins over the file's definition");
+	    "5:path|/var/override/xoverride;"
+	    "6:maildir|/home/%{rcpt.user}/override;",
+	    "-D wins over the file's definition");
 
 	write_file("u.conf", "path /a/$nope/b\n");
 	ok(parse("u.conf", NULL) == 1 &&
