@@ -18,6 +18,7 @@
 #define IO_READ_CHUNK	(64 * 1024)
 
 static void	io_reload(struct io *);
+static void	io_replay(int, short, void *);
 static void	io_dispatch(int, short, void *);
 static int	io_callback(struct io *, enum io_event);
 static int	io_do_handshake(struct io *);
@@ -42,6 +43,7 @@ io_new(int fd, void (*cb)(struct io *, enum io_event, void *), void *arg)
 		return NULL;
 	}
 	event_set(&io->ev, fd, 0, io_dispatch, io);
+	evtimer_set(&io->ev_replay, io_replay, io);
 	io_reload(io);
 	return io;
 }
@@ -53,6 +55,7 @@ io_free(struct io *io)
 	if (io == NULL)
 		return;
 	event_del(&io->ev);
+	evtimer_del(&io->ev_replay);
 	if (io->in_callback) {
 		io->freed = 1;
 		return;
@@ -82,13 +85,34 @@ io_pause(struct io *io)
 	io_reload(io);
 }
 
-/* Resuming also replays input that is already buffered. */
+/*
+ * Resuming also replays input that is already buffered: the peer may have
+ * sent everything and be waiting.  From inside a callback, the replay is
+ * deferred to the next turn of the event loop.
+ */
 void
 io_resume(struct io *io)
 {
+	struct timeval	 now = { 0, 0 };
+
 	io->paused = 0;
 	io_reload(io);
-	if (evbuffer_get_length(io->in) > 0 && !io->in_callback)
+	if (evbuffer_get_length(io->in) == 0)
+		return;
+	if (io->in_callback)
+		evtimer_add(&io->ev_replay, &now);
+	else
+		io_callback(io, IO_DATAIN);
+}
+
+static void
+io_replay(int fd, short event, void *arg)
+{
+	struct io	*io = arg;
+
+	(void)fd;
+	(void)event;
+	if (!io->paused && evbuffer_get_length(io->in) > 0)
 		io_callback(io, IO_DATAIN);
 }
 

@@ -32,6 +32,7 @@ struct io {
 	struct evbuffer	*in;
 	struct evbuffer	*out;
 	struct event	 ev;
+	struct event	 ev_replay;	/* buffered input after a resume */
 	int		 timeout_ms;
 	int		 paused;
 	int		 eof;

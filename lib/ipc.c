@@ -532,7 +532,12 @@ ipc_read_cb(int fd, short event, void *arg)
 			memcpy(&rfd, CMSG_DATA(cmsg) + i * sizeof(int),
 			    sizeof(int));
 			if (chan->nfdq == IPC_MAX_FDS) {
-				close(rfd);
+				/* close this one and the rest of the batch */
+				for (; i < nfd; i++) {
+					memcpy(&rfd, CMSG_DATA(cmsg) +
+					    i * sizeof(int), sizeof(int));
+					close(rfd);
+				}
 				ipc_malformed(chan, "too many descriptors");
 				return;
 			}

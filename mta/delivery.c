@@ -94,6 +94,40 @@ delivery_user(const struct action *a, const struct envelope *e,
 	return pw;
 }
 
+/*
+ * Open path without following a symbolic link anywhere in it: as root, a
+ * link planted by a user in a directory of the path must not redirect a
+ * write.  Returns a descriptor or -1 with errno.
+ */
+static int
+open_nofollow(const char *path, int flags, mode_t mode)
+{
+	char	 buf[PATH_MAX], *p, *slash;
+	int	 dfd, fd;
+
+	if (path[0] != '/' || strlen(path) >= sizeof(buf)) {
+		errno = EINVAL;
+		return -1;
+	}
+	strcpy(buf, path);
+	if ((dfd = open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1)
+		return -1;
+	for (p = buf + 1; (slash = strchr(p, '/')) != NULL; p = slash + 1) {
+		*slash = '\0';
+		if (*p == '\0' || strcmp(p, ".") == 0)
+			continue;
+		fd = openat(dfd, p, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+		    O_CLOEXEC);
+		close(dfd);
+		if (fd == -1)
+			return -1;
+		dfd = fd;
+	}
+	fd = openat(dfd, p, flags | O_NOFOLLOW | O_CLOEXEC, mode);
+	close(dfd);
+	return fd;
+}
+
 /* As root: open (or create for the user) the mbox, before dropping. */
 static int
 mbox_open(const struct action *a, const struct envelope *e,
@@ -107,11 +141,10 @@ mbox_open(const struct action *a, const struct envelope *e,
 		snprintf(err, errlen, "bad mbox path %s", a->arg);
 		return -1;
 	}
-	fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_EXCL | O_NOFOLLOW |
-	    O_CLOEXEC, 0600);
+	fd = open_nofollow(path, O_WRONLY | O_APPEND | O_CREAT | O_EXCL, 0600);
 	if (fd == -1 && errno == EEXIST) {
 		created = 0;
-		fd = open(path, O_WRONLY | O_APPEND | O_NOFOLLOW | O_CLOEXEC);
+		fd = open_nofollow(path, O_WRONLY | O_APPEND, 0);
 	}
 	if (fd == -1) {
 		snprintf(err, errlen, "%.200s: %s", path, strerror(errno));

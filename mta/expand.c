@@ -52,7 +52,7 @@ expand_alias(const struct table *t, const char *name, int depth,
 	const char	*value;
 	char		*tok, *save;
 
-	if (depth > ALIAS_DEPTH_MAX)
+	if (depth > ALIAS_DEPTH_MAX || strlen(name) >= sizeof(key))
 		return -1;
 	snprintf(key, sizeof(key), "%s", name);
 	lowercase(key);

@@ -293,7 +293,12 @@ uint32_t envelope_msgid(uint64_t);
 int	 envelope_dump(const struct envelope *, char *, size_t);
 int	 envelope_load(struct envelope *, const char *, size_t);
 
-/* queue_backend.c: the queue API; one backend (queue_fs.c) so far */
+/*
+ * The queue API; one backend (queue_fs.c) so far.  message_commit returns
+ * 0, -1 (nothing committed), or QUEUE_COMMIT_UNSURE (committed, but its
+ * durability could not be confirmed: keep it, refuse it to the client).
+ */
+#define QUEUE_COMMIT_UNSURE	(-2)
 struct queue_backend {
 	const char	*name;
 	int		(*init)(void);

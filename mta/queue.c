@@ -123,17 +123,19 @@ queue_commit(struct ipc_chan *chan, uint64_t req, uint32_t msgid)
 {
 	struct incoming	*in;
 	size_t		 i;
-	int		 ok;
+	int		 ok, r;
 
 	if ((in = incoming_find(msgid)) == NULL)
 		fatalx("commit of unknown message %08" PRIx32, msgid);
-	ok = !in->failed && in->nenvs > 0 &&
-	    backend->message_commit(msgid, in->envs, in->nenvs) == 0;
-	if (!ok)
+	r = -1;
+	if (!in->failed && in->nenvs > 0)
+		r = backend->message_commit(msgid, in->envs, in->nenvs);
+	ok = r == 0;
+	if (r == -1)
 		backend->message_delete(msgid);
 	else {
-		log_info("msgid=%08" PRIx32 " queued envelopes=%zu", msgid,
-		    in->nenvs);
+		log_info("msgid=%08" PRIx32 " queued envelopes=%zu%s", msgid,
+		    in->nenvs, ok ? "" : " (not confirmed on disk: refused)");
 		for (i = 0; i < in->nenvs; i++)
 			scheduler_add(in->envs[i].id, 0);
 	}

@@ -272,12 +272,12 @@ fs_message_commit(uint32_t msgid, const struct envelope *envs, size_t n)
 	if (fsync_path("queue") == -1 || fsync_path("incoming") == -1) {
 		log_warn("fsync queue directories");
 		/*
-		 * The message is in queue/ now: undoing the rename could
-		 * lose it as well.  Refusing it is the safe answer: at
-		 * worst the client sends it again and it is delivered
-		 * twice, never lost.
+		 * The message is in queue/ now and stays there: it will be
+		 * delivered.  The client is told to try again all the same,
+		 * since we cannot swear it is on disk: at worst it is
+		 * delivered twice, never lost.
 		 */
-		return -1;
+		return QUEUE_COMMIT_UNSURE;
 	}
 	return 0;
 }

@@ -69,6 +69,7 @@ struct session {
 	int			 tls;
 	int			 xclient_allowed;
 	int			 discarding;	/* rest of an over-long line */
+	int			 out_blocked;	/* paused: replies unread */
 	size_t			 nerrors;
 	size_t			 nmails;
 	struct tx		*tx;

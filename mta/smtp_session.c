@@ -40,6 +40,7 @@
 
 #define SMTP_COMMAND_MAX	2048
 #define SMTP_MAX_HOPS		50	/* Received: headers before 554 */
+#define SMTP_OUTPUT_MAX		(64 * 1024)	/* unread replies */
 
 static void	 session_io(struct io *, enum io_event, void *);
 static void	 session_read(struct session *);
@@ -247,6 +248,12 @@ session_io(struct io *io, enum io_event evt, void *arg)
 	case IO_LOWAT:
 		if (s->state == S_QUIT)
 			session_close(s, "quit");
+		else if (s->out_blocked) {
+			s->out_blocked = 0;
+			if (s->state != S_DATA_WAIT && s->state != S_COMMIT &&
+			    s->state != S_TLS)
+				io_resume(s->io);
+		}
 		else if (s->state == S_TLS && !s->io->tls &&
 		    io_start_tls_server(s->io,
 		    smtp_tls_server(s->listener->pki)) == -1) {
@@ -270,16 +277,23 @@ session_io(struct io *io, enum io_event evt, void *arg)
 		io_resume(s->io);
 		break;
 	case IO_TIMEOUT:
-		io_printf(s->io, "421 4.4.2 %s Timeout, closing connection\r\n",
-		    hostname_of(s));
-		if (s->state == S_COMMIT) {
+		if (s->state == S_DATA_WAIT || s->state == S_COMMIT) {
 			/* Waiting for our queue: not the client's fault. */
 			break;
 		}
+		log_info("%016" PRIx64 " smtp timeout state=%s", s->id,
+		    state_names[s->state]);
+		if (s->io->tls_handshaking || s->state == S_QUIT ||
+		    s->state == S_TLS || s->state == S_GREETING) {
+			/* Nothing can be said to a client that does not read. */
+			session_close(s, "timeout");
+			break;
+		}
+		io_printf(s->io, "421 4.4.2 %s Timeout, closing connection\r\n",
+		    hostname_of(s));
 		session_tx_reset(s);
 		session_enter_state(s, S_QUIT);
 		io_pause(s->io);
-		log_info("%016" PRIx64 " smtp timeout", s->id);
 		break;
 	case IO_DISCONNECTED:
 		session_close(s, s->state == S_DATA ? "disconnected-in-data" :
@@ -362,6 +376,15 @@ session_read(struct session *s)
 	int	 r, crlf;
 
 	while (session_reading(s)) {
+		/*
+		 * A pipelining client that does not read its replies must not
+		 * make them pile up: stop reading until they are written.
+		 */
+		if (io_queued(s->io) > SMTP_OUTPUT_MAX) {
+			s->out_blocked = 1;
+			io_pause(s->io);
+			break;
+		}
 		if (s->state == S_DATA) {
 			r = session_getline(s, line, sizeof(line),
 			    SMTP_LINE_MAX - 1, &len, &crlf);
@@ -862,6 +885,14 @@ session_message_created(struct session *s, uint32_t msgid, int fd)
 {
 	struct tx	*tx = s->tx;
 
+	if (s->state != S_DATA_WAIT || tx == NULL) {
+		/* The session moved on (it cannot, but never guess). */
+		if (fd != -1) {
+			close(fd);
+			smtp_request_rollback(msgid);
+		}
+		return;
+	}
 	if (fd == -1 || (tx->fp = fdopen(fd, "w")) == NULL) {
 		if (fd != -1) {
 			close(fd);
@@ -997,6 +1028,9 @@ session_message_committed(struct session *s, int ok)
 {
 	struct tx	*tx = s->tx;
 	char		 from[SMTP_ADDRESS_MAX + 1];
+
+	if (s->state != S_COMMIT || tx == NULL)
+		return;
 
 	format_address(from, sizeof(from), &tx->sender);
 	log_info("%016" PRIx64 " smtp msgid=%08" PRIx32 " from=<%s> size=%zu "

@@ -34,6 +34,7 @@ table r_cmd { cmd@test.example }
 table r_fail { fail@test.example }
 table r_later { later@test.example }
 table r_lmtp { lmtp@test.example }
+table r_noisy { noisy@test.example }
 listen on 127.0.0.1 port $PORT
 action "maildir" maildir "$TMP/maildir/%{dest}" alias <aliases>
 action "mbox" mbox "$TMP/mbox/%{user.username}" alias <aliases>
@@ -41,12 +42,14 @@ action "cmd" mda "cat > $TMP/mda/%{rcpt.user}" alias <aliases>
 action "fail" mda "echo mailbox is on fire >&2; exit 67" alias <aliases>
 action "later" mda "$1" alias <aliases>
 action "lmtp" lmtp "unix:$TMP/lmtp.sock" alias <aliases>
+action "noisy" mda "cat > $TMP/mda/noisy; echo one >&2; echo two >&2; exit 0" user $U1
 action "travel" maildir "$TMP/maildir/travel/%{rcpt.user}" user $U1
 match from any for rcpt <r_mbox> action "mbox"
 match from any for rcpt <r_cmd> action "cmd"
 match from any for rcpt <r_fail> action "fail"
 match from any for rcpt <r_later> action "later"
 match from any for rcpt <r_lmtp> action "lmtp"
+match from any for rcpt <r_noisy> action "noisy"
 match from any for domain <travel> action "travel"
 match from any for domain <domains> action "maildir"
 CONF
@@ -93,6 +96,7 @@ check "the message is accepted" grep -q "^ok" "$TMP/send.tap"
 send bob@test.example fail@test.example
 send bob@test.example later@test.example
 send bob@test.example lmtp@test.example
+send bob@test.example noisy@test.example
 send bob@test.example '\"../../escape\"@trav.example'
 send "" ghost@test.example
 
@@ -130,6 +134,8 @@ is_root && check "mbox: created for the user" [ "$(stat -c %U "$TMP/mbox/$U1")" 
 check "mda: the command got the message" wait_for "$TMP/mda/cmd"
 check "mda: placeholders are shell-quoted values" grep -q "^Subject: to " "$TMP/mda/cmd"
 
+check "mda: a command that talks on stderr still delivers" \
+    wait_log "$TMP/mtad.log" "rcpt=<noisy@test.example> dest=.* delivered"
 check "lmtp: delivered to the LMTP server" wait_for "$TMP/lmtp/1.eml"
 check "lmtp: envelope as sent" grep -qx "rcpt <lmtp@test.example>" "$TMP/lmtp/1.env"
 check "lmtp: dot-stuffing undone by the server gives the content back" \

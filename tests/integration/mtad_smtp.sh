@@ -110,6 +110,36 @@ check "a message over STARTTLS says ESMTPS" grep -q "with ESMTPS id" "$m"
 check "the envelope keeps DSN parameters" \
     grep -qx "dsn-orcpt: rfc822;u+40test.example" "$q"/*/[0-9a-f]*[0-9a-f]
 
+# A queue slower than the command timeout: the client waits, and gets its
+# answer; the session is not timed out under it.
+qpid=
+for c in $(children_of "$pid"); do
+	[ "$(ps -o args= -p "$c")" = "mtad: queue" ] && qpid=$c
+done
+cat >"$TMP/slowqueue.smtp" <<SCRIPT
+connect 127.0.0.1 $PORT
+timeout 15
+expect 220
+send "EHLO client.example"
+expect 250
+send "MAIL FROM:<a@b.example>"
+expect 250
+send "RCPT TO:<u@test.example>"
+expect 250
+send "DATA"
+expect 354
+send "Subject: slow queue"
+send ""
+send "."
+expect 250 2.0.0
+SCRIPT
+kill -STOP "$qpid"
+(sleep 5; kill -CONT "$qpid") &
+"$TOOLS/smtpscript" "$TMP/slowqueue.smtp" >"$TMP/slowqueue.out" 2>&1
+check "a queue stalled past the command timeout delays, never kills, a session" \
+    grep -q "^ok" "$TMP/slowqueue.out"
+check "  and the daemon is still up" kill -0 "$pid"
+
 kill -TERM "$pid"
 wait_status "$pid"
 check "mtad exits 0" [ "$STATUS" -eq 0 ]
