@@ -306,6 +306,12 @@ struct queue_backend {
 	int		(*message_fd)(uint32_t);
 	int		(*message_commit)(uint32_t, const struct envelope *,
 			    size_t);
+	/* the steps of a group commit: stage each, sync, publish each,
+	 * sync */
+	int		(*message_stage)(uint32_t, const struct envelope *,
+			    size_t);
+	int		(*sync)(void);
+	int		(*message_publish)(uint32_t);
 	int		(*message_delete)(uint32_t);
 	int		(*envelope_delete)(uint64_t);
 	int		(*envelope_get)(uint64_t, struct envelope *);

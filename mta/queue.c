@@ -118,32 +118,93 @@ queue_envelope(uint32_t msgid, const char *text)
 	in->envs[in->nenvs++] = e;
 }
 
+/*
+ * Commits wait here for the end of the current turn of the event loop:
+ * all that arrived together are written with one pair of syncs (the
+ * group commit, see queue_fs.c).
+ */
+struct commit {
+	TAILQ_ENTRY(commit)	 entry;
+	struct ipc_chan		*chan;
+	uint64_t		 req;
+	struct incoming		*in;
+	int			 result;	/* 0, -1, QUEUE_COMMIT_UNSURE */
+};
+
+static TAILQ_HEAD(, commit)	 commits = TAILQ_HEAD_INITIALIZER(commits);
+static struct event		 ev_commit;
+static int			 ev_commit_set;
+
+static void
+queue_commit_batch(int fd, short event, void *arg)
+{
+	struct commit	*c;
+	size_t		 i, n = 0;
+	int		 synced;
+
+	(void)fd;
+	(void)event;
+	(void)arg;
+	TAILQ_FOREACH(c, &commits, entry) {
+		c->result = -1;
+		if (!c->in->failed && c->in->nenvs > 0 &&
+		    backend->message_stage(c->in->msgid, c->in->envs,
+		    c->in->nenvs) == 0)
+			c->result = 0;
+		n++;
+	}
+	synced = backend->sync() == 0;
+	TAILQ_FOREACH(c, &commits, entry)
+		if (c->result == 0 && (!synced ||
+		    backend->message_publish(c->in->msgid) == -1))
+			c->result = -1;
+	/* Without the second sync the renames may not be durable. */
+	if (backend->sync() == -1)
+		TAILQ_FOREACH(c, &commits, entry)
+			if (c->result == 0)
+				c->result = QUEUE_COMMIT_UNSURE;
+
+	while ((c = TAILQ_FIRST(&commits)) != NULL) {
+		TAILQ_REMOVE(&commits, c, entry);
+		if (c->result == -1)
+			backend->message_delete(c->in->msgid);
+		else {
+			log_info("msgid=%08" PRIx32 " queued envelopes=%zu%s",
+			    c->in->msgid, c->in->nenvs, c->result == 0 ? "" :
+			    " (not confirmed on disk: refused)");
+			for (i = 0; i < c->in->nenvs; i++)
+				scheduler_add(c->in->envs[i].id, 0);
+		}
+		ipc_begin(c->chan, MTAD_MSG_MESSAGE_COMMITTED, -1);
+		ipc_add_u64(c->chan, c->req);
+		ipc_add_u32(c->chan, (uint32_t)(c->result == 0));
+		ipc_end(c->chan);
+		incoming_free(c->in);
+		free(c);
+	}
+	log_debug("group commit of %zu message%s", n, n == 1 ? "" : "s");
+}
+
 static void
 queue_commit(struct ipc_chan *chan, uint64_t req, uint32_t msgid)
 {
+	struct timeval	 now = { 0, 0 };
+	struct commit	*c;
 	struct incoming	*in;
-	size_t		 i;
-	int		 ok, r;
 
 	if ((in = incoming_find(msgid)) == NULL)
 		fatalx("commit of unknown message %08" PRIx32, msgid);
-	r = -1;
-	if (!in->failed && in->nenvs > 0)
-		r = backend->message_commit(msgid, in->envs, in->nenvs);
-	ok = r == 0;
-	if (r == -1)
-		backend->message_delete(msgid);
-	else {
-		log_info("msgid=%08" PRIx32 " queued envelopes=%zu%s", msgid,
-		    in->nenvs, ok ? "" : " (not confirmed on disk: refused)");
-		for (i = 0; i < in->nenvs; i++)
-			scheduler_add(in->envs[i].id, 0);
+	c = xcalloc(1, sizeof(*c));
+	c->chan = chan;
+	c->req = req;
+	c->in = in;
+	TAILQ_INSERT_TAIL(&commits, c, entry);
+	if (!ev_commit_set) {
+		evtimer_set(&ev_commit, queue_commit_batch, NULL);
+		ev_commit_set = 1;
 	}
-	incoming_free(in);
-	ipc_begin(chan, MTAD_MSG_MESSAGE_COMMITTED, -1);
-	ipc_add_u64(chan, req);
-	ipc_add_u32(chan, (uint32_t)ok);
-	ipc_end(chan);
+	if (!evtimer_pending(&ev_commit, NULL))
+		evtimer_add(&ev_commit, &now);
 }
 
 static void

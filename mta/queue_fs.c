@@ -9,7 +9,7 @@
  *
  * A message becomes visible only by the atomic rename of its directory
  * from incoming/ to queue/, after the content, every envelope and the
- * directory itself have been fsync()ed.  A crash before the rename leaves
+ * directory entries are durable (see fs_message_stage()).  A crash before the rename leaves
  * an orphan in incoming/, removed at the next start; after it, a complete
  * message.  So nothing that got 250 is lost, and nothing that did not is
  * delivered.
@@ -36,6 +36,9 @@ static int	 fs_init(void);
 static int	 fs_message_create(uint32_t *);
 static int	 fs_message_fd(uint32_t);
 static int	 fs_message_commit(uint32_t, const struct envelope *, size_t);
+static int	 fs_message_stage(uint32_t, const struct envelope *, size_t);
+static int	 fs_sync(void);
+static int	 fs_message_publish(uint32_t);
 static int	 fs_message_delete(uint32_t);
 static int	 fs_envelope_delete(uint64_t);
 static int	 fs_envelope_get(uint64_t, struct envelope *);
@@ -49,6 +52,9 @@ const struct queue_backend queue_fs_backend = {
 	.message_create = fs_message_create,
 	.message_fd = fs_message_fd,
 	.message_commit = fs_message_commit,
+	.message_stage = fs_message_stage,
+	.sync = fs_sync,
+	.message_publish = fs_message_publish,
 	.message_delete = fs_message_delete,
 	.envelope_delete = fs_envelope_delete,
 	.envelope_get = fs_envelope_get,
@@ -211,7 +217,6 @@ static int
 write_envelope(const char *dir, const struct envelope *e)
 {
 	char	 path[PATH_MAX], buf[ENVELOPE_MAX];
-	ssize_t	 n;
 	int	 fd, len;
 
 	if ((len = envelope_dump(e, buf, sizeof(buf))) == -1) {
@@ -224,8 +229,7 @@ write_envelope(const char *dir, const struct envelope *e)
 		log_warn("open %s", path);
 		return -1;
 	}
-	n = write(fd, buf, (size_t)len);
-	if (n != len || fsync(fd) == -1) {
+	if (write(fd, buf, (size_t)len) != len) {
 		log_warn("write %s", path);
 		close(fd);
 		return -1;
@@ -237,48 +241,70 @@ write_envelope(const char *dir, const struct envelope *e)
 	return 0;
 }
 
+/*
+ * Committing is three steps, so that messages that arrive together share
+ * the expensive part (the group commit):
+ *
+ *	stage	each message: write its envelopes beside its content
+ *	sync	once: syncfs() makes every staged byte and directory entry
+ *		of the queue's filesystem durable
+ *	publish	each message: rename incoming/MSGID to queue/MSGID
+ *	sync	once more: the renames are durable
+ *
+ * Only then is 250 sent.  syncfs() flushes the whole filesystem the spool
+ * is on: give the spool a filesystem of its own on a busy machine.
+ */
 static int
-fs_message_commit(uint32_t msgid, const struct envelope *envs, size_t n)
+fs_message_stage(uint32_t msgid, const struct envelope *envs, size_t n)
 {
-	char	 incoming[64], queued[64], message[80];
+	char	 incoming[64];
 	size_t	 i;
-	int	 fd;
 
 	snprintf(incoming, sizeof(incoming), "incoming/%08" PRIx32, msgid);
-	snprintf(queued, sizeof(queued), "queue/%08" PRIx32, msgid);
-	snprintf(message, sizeof(message), "%s/message", incoming);
-
-	/* The content first: the smtp process wrote it through its fd. */
-	if ((fd = open(message, O_RDONLY | O_CLOEXEC)) == -1 ||
-	    fsync(fd) == -1) {
-		log_warn("fsync %s", message);
-		if (fd != -1)
-			close(fd);
-		return -1;
-	}
-	close(fd);
 	for (i = 0; i < n; i++)
 		if (write_envelope(incoming, &envs[i]) == -1)
 			return -1;
-	if (fsync_path(incoming) == -1) {
-		log_warn("fsync %s", incoming);
+	return 0;
+}
+
+static int
+fs_sync(void)
+{
+	int	 fd, r;
+
+	if ((fd = open(".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1) {
+		log_warn("open queue directory");
 		return -1;
 	}
+	if ((r = syncfs(fd)) == -1)
+		log_warn("syncfs");
+	close(fd);
+	return r;
+}
+
+static int
+fs_message_publish(uint32_t msgid)
+{
+	char	 incoming[64], queued[64];
+
+	snprintf(incoming, sizeof(incoming), "incoming/%08" PRIx32, msgid);
+	snprintf(queued, sizeof(queued), "queue/%08" PRIx32, msgid);
 	if (rename(incoming, queued) == -1) {
 		log_warn("rename %s to %s", incoming, queued);
 		return -1;
 	}
-	/* The rename is durable once both parents are on disk. */
-	if (fsync_path("queue") == -1 || fsync_path("incoming") == -1) {
-		log_warn("fsync queue directories");
-		/*
-		 * The message is in queue/ now and stays there: it will be
-		 * delivered.  The client is told to try again all the same,
-		 * since we cannot swear it is on disk: at worst it is
-		 * delivered twice, never lost.
-		 */
+	return 0;
+}
+
+/* One message alone through the three steps (bounces). */
+static int
+fs_message_commit(uint32_t msgid, const struct envelope *envs, size_t n)
+{
+	if (fs_message_stage(msgid, envs, n) == -1 || fs_sync() == -1 ||
+	    fs_message_publish(msgid) == -1)
+		return -1;
+	if (fs_sync() == -1)
 		return QUEUE_COMMIT_UNSURE;
-	}
 	return 0;
 }
 
