@@ -260,6 +260,7 @@ void	 table_clear(struct table *);
 int	 table_load_file(struct table *, char *, size_t);
 void	 table_item_received(const char *, const char *, const char *);
 void	 table_reset(const char *);
+int	 table_dispatch(struct ipc_chan *, struct ipc_msg *);
 const char *table_get(const struct table *, const char *);
 int	 table_has(const struct table *, const char *);
 int	 table_match_domain(const struct table *, const char *);

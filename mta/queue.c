@@ -223,29 +223,16 @@ queue_dispatch(struct ipc_chan *chan, struct ipc_msg *msg)
 {
 	uint64_t	 req, evpid;
 	uint32_t	 msgid, result;
-	const char	*text, *name, *key;
+	const char	*text;
+	int		 r;
 
 	/* The smtp process's messages come from the smtp process only. */
 	if (msg->type >= MTAD_MSG_MESSAGE_CREATE &&
 	    msg->type <= MTAD_MSG_MESSAGE_ROLLBACK && strcmp(chan->peer, "smtp"))
 		return -1;
+	if ((r = table_dispatch(chan, msg)) != 0)
+		return r == 1 ? 0 : -1;
 	switch (msg->type) {
-	case MTAD_MSG_TABLE_ITEM:
-		if (strcmp(chan->peer, "parent") != 0)
-			return -1;
-		name = ipc_get_string(msg);
-		key = ipc_get_string(msg);
-		text = ipc_get_string(msg);
-		ipc_get_end(msg);
-		table_item_received(name, key, text);
-		return 0;
-	case MTAD_MSG_TABLE_RESET:
-		if (strcmp(chan->peer, "parent") != 0)
-			return -1;
-		name = ipc_get_string(msg);
-		ipc_get_end(msg);
-		table_reset(name);
-		return 0;
 	case MTAD_MSG_CTL_REQUEST:
 		if (strcmp(chan->peer, "control") != 0)
 			return -1;

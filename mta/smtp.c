@@ -297,22 +297,19 @@ smtp_dispatch(struct ipc_chan *chan, struct ipc_msg *msg)
 {
 	struct session	*s;
 	const void	*cert, *key;
-	const char	*name, *k, *v;
+	const char	*name, *k;
 	size_t		 certlen, keylen;
 	uint64_t	 req;
 	uint32_t	 u;
+	int		 r;
 
-	/* Sockets, certificates and tables come from the parent only. */
-	if ((msg->type == MTAD_MSG_LISTENER || msg->type == MTAD_MSG_PKI ||
-	    msg->type == MTAD_MSG_TABLE_ITEM ||
-	    msg->type == MTAD_MSG_TABLE_RESET) && strcmp(chan->peer, "parent"))
+	if ((r = table_dispatch(chan, msg)) != 0)
+		return r == 1 ? 0 : -1;
+	/* Sockets and certificates come from the parent only. */
+	if ((msg->type == MTAD_MSG_LISTENER || msg->type == MTAD_MSG_PKI) &&
+	    strcmp(chan->peer, "parent"))
 		return -1;
 	switch (msg->type) {
-	case MTAD_MSG_TABLE_RESET:
-		name = ipc_get_string(msg);
-		ipc_get_end(msg);
-		table_reset(name);
-		return 0;
 	case MTAD_MSG_CTL_REQUEST:
 		if (strcmp(chan->peer, "control") != 0)
 			return -1;
@@ -335,13 +332,6 @@ smtp_dispatch(struct ipc_chan *chan, struct ipc_msg *msg)
 		smtp_add_tls_server(name, cert, certlen, key, keylen);
 		/* The key stays in libtls only. */
 		explicit_bzero((void *)(uintptr_t)key, keylen);
-		return 0;
-	case MTAD_MSG_TABLE_ITEM:
-		name = ipc_get_string(msg);
-		k = ipc_get_string(msg);
-		v = ipc_get_string(msg);
-		ipc_get_end(msg);
-		table_item_received(name, k, v);
 		return 0;
 	case MTAD_MSG_MESSAGE_CREATED:
 		if (strcmp(chan->peer, "queue") != 0)

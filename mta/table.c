@@ -290,3 +290,31 @@ table_reset(const char *name)
 		fatalx("reset of unknown table %s", name);
 	table_clear(t);
 }
+
+/*
+ * The parent's table messages, the same for every process that holds
+ * tables: 1 when handled, 0 when msg is something else, -1 when it did
+ * not come from the parent.
+ */
+int
+table_dispatch(struct ipc_chan *chan, struct ipc_msg *msg)
+{
+	const char	*name, *key, *value;
+
+	if (msg->type != MTAD_MSG_TABLE_ITEM &&
+	    msg->type != MTAD_MSG_TABLE_RESET)
+		return 0;
+	if (strcmp(chan->peer, "parent") != 0)
+		return -1;
+	name = ipc_get_string(msg);
+	if (msg->type == MTAD_MSG_TABLE_RESET) {
+		ipc_get_end(msg);
+		table_reset(name);
+		return 1;
+	}
+	key = ipc_get_string(msg);
+	value = ipc_get_string(msg);
+	ipc_get_end(msg);
+	table_item_received(name, key, value);
+	return 1;
+}
