@@ -39,6 +39,7 @@ user "$user"
 chroot "$TMP/empty"
 queue path "$TMP/queue"
 control socket "$SOCK"
+smtp limit max-sessions 2
 table domains file:$TMP/domains
 listen on 127.0.0.1 port $PORT
 action "hold" mda "exit 75" user nobody
@@ -106,8 +107,10 @@ sleep 1
 check "paused deliveries are not tried" \
     [ "$(grep -c "tempfail retries" "$TMP/mtad.log")" -eq "$before" ]
 check "resume mda" ctl_says "resumed" resume mda
+check "resumed deliveries try what was scheduled" \
+    wait_log "$TMP/mtad.log" "rcpt=<u@test.example> tempfail retries=2"
 check "schedule ID tries it now" ctl_says "1 envelope scheduled" schedule "$evpid"
-check "and it is tried" wait_log "$TMP/mtad.log" "rcpt=<u@test.example> tempfail retries=[2-9]"
+check "and it is tried" wait_log "$TMP/mtad.log" "rcpt=<u@test.example> tempfail retries=3"
 check "schedule with a bad id is an error" ctl_fails "expected an id" schedule nonsense
 
 echo "new.example" >>"$TMP/domains"
@@ -122,6 +125,22 @@ check "update of an unknown table is an error" ctl_fails "no table nosuch" \
 check "remove ID" ctl_says "1 envelope removed" remove "$evpid"
 check "the envelope is gone" sh -c '! ctl_out=$("$@") || ! echo "$ctl_out" | grep -q "$0"' \
     "$evpid" "$BIN/mtactl" -s "$SOCK" show queue
+
+cat >"$TMP/sessions.smtp" <<SCRIPT
+connect 127.0.0.1 $PORT as one
+expect 220
+connect 127.0.0.1 $PORT as two
+expect 220
+connect 127.0.0.1 $PORT as three
+expect 421 4.3.2
+expect-close
+use one
+send "QUIT"
+expect 221
+SCRIPT
+check "max-sessions: one more client is told 421 4.3.2" \
+    script_ok "$TMP/sessions.smtp"
+check "and the refusal is logged" wait_log "$TMP/mtad.log" "refused a client: 2 sessions"
 
 check "pause smtp" ctl_says "paused" pause smtp
 check "resume smtp" ctl_says "resumed" resume smtp
