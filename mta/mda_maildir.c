@@ -19,6 +19,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "monkey.h"
 #include "mtad.h"
 
 static enum delivery_result
@@ -93,7 +94,8 @@ mda_maildir(const struct action *a, const struct envelope *e,
 		unlink(tmp);
 		return fail(err, errlen, "fdopen", tmp);
 	}
-	if (mda_copy_message(msgfd, fp, e, MDA_COPY_PLAIN) == -1 ||
+	if (MONKEY("maildir.write", EDQUOT) ||
+	    mda_copy_message(msgfd, fp, e, MDA_COPY_PLAIN) == -1 ||
 	    fsync(fd) == -1) {
 		fail(err, errlen, "write", tmp);
 		fclose(fp);

@@ -313,6 +313,7 @@ struct queue_backend {
 			    size_t);
 	int		(*sync)(void);
 	int		(*message_publish)(uint32_t);
+	int		(*message_unpublish)(uint32_t);
 	int		(*message_delete)(uint32_t);
 	int		(*envelope_delete)(uint64_t);
 	int		(*envelope_get)(uint64_t, struct envelope *);

@@ -158,11 +158,18 @@ queue_commit_batch(int fd, short event, void *arg)
 		if (c->result == 0 && (!synced ||
 		    backend->message_publish(c->in->msgid) == -1))
 			c->result = -1;
-	/* Without the second sync the renames may not be durable. */
+	/*
+	 * Without the second sync the renames may not be durable: take the
+	 * messages back and refuse them, so that what the client is told
+	 * (451) is what happens (nothing delivered).  One that cannot be
+	 * taken back stays queued: delivered, maybe twice, never lost.
+	 */
 	if (backend->sync() == -1)
 		TAILQ_FOREACH(c, &commits, entry)
 			if (c->result == 0)
-				c->result = QUEUE_COMMIT_UNSURE;
+				c->result = backend->message_unpublish(
+				    c->in->msgid) == 0 ? -1 :
+				    QUEUE_COMMIT_UNSURE;
 
 	while ((c = TAILQ_FIRST(&commits)) != NULL) {
 		TAILQ_REMOVE(&commits, c, entry);

@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "monkey.h"
 #include "mtad.h"
 
 #define ENVELOPE_MAX	(8 * 1024)
@@ -39,6 +40,7 @@ static int	 fs_message_commit(uint32_t, const struct envelope *, size_t);
 static int	 fs_message_stage(uint32_t, const struct envelope *, size_t);
 static int	 fs_sync(void);
 static int	 fs_message_publish(uint32_t);
+static int	 fs_message_unpublish(uint32_t);
 static int	 fs_message_delete(uint32_t);
 static int	 fs_envelope_delete(uint64_t);
 static int	 fs_envelope_get(uint64_t, struct envelope *);
@@ -55,6 +57,7 @@ const struct queue_backend queue_fs_backend = {
 	.message_stage = fs_message_stage,
 	.sync = fs_sync,
 	.message_publish = fs_message_publish,
+	.message_unpublish = fs_message_unpublish,
 	.message_delete = fs_message_delete,
 	.envelope_delete = fs_envelope_delete,
 	.envelope_get = fs_envelope_get,
@@ -189,6 +192,10 @@ fs_message_create(uint32_t *msgid)
 		if (access(queued, F_OK) == 0)
 			continue;
 		snprintf(path, sizeof(path), "incoming/%08" PRIx32, *msgid);
+		if (MONKEY("queue.create", ENOSPC)) {
+			log_warn("mkdir %s", path);
+			return -1;
+		}
 		if (mkdir(path, 0700) == 0)
 			return 0;
 		if (errno != EEXIST) {
@@ -207,9 +214,12 @@ fs_message_fd(uint32_t msgid)
 	int	 fd;
 
 	snprintf(path, sizeof(path), "incoming/%08" PRIx32 "/message", msgid);
-	if ((fd = open(path, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC,
-	    0600)) == -1)
+	if (MONKEY("queue.message", EIO) ||
+	    (fd = open(path, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC,
+	    0600)) == -1) {
 		log_warn("open %s", path);
+		return -1;
+	}
 	return fd;
 }
 
@@ -229,7 +239,8 @@ write_envelope(const char *dir, const struct envelope *e)
 		log_warn("open %s", path);
 		return -1;
 	}
-	if (write(fd, buf, (size_t)len) != len) {
+	if (MONKEY("queue.envelope", ENOSPC) ||
+	    write(fd, buf, (size_t)len) != len) {
 		log_warn("write %s", path);
 		close(fd);
 		return -1;
@@ -276,7 +287,7 @@ fs_sync(void)
 		log_warn("open queue directory");
 		return -1;
 	}
-	if ((r = syncfs(fd)) == -1)
+	if ((r = MONKEY("queue.sync", EIO) ? -1 : syncfs(fd)) == -1)
 		log_warn("syncfs");
 	close(fd);
 	return r;
@@ -289,8 +300,23 @@ fs_message_publish(uint32_t msgid)
 
 	snprintf(incoming, sizeof(incoming), "incoming/%08" PRIx32, msgid);
 	snprintf(queued, sizeof(queued), "queue/%08" PRIx32, msgid);
-	if (rename(incoming, queued) == -1) {
+	if (MONKEY("queue.publish", EIO) || rename(incoming, queued) == -1) {
 		log_warn("rename %s to %s", incoming, queued);
+		return -1;
+	}
+	return 0;
+}
+
+/* Undo a publish that could not be made durable. */
+static int
+fs_message_unpublish(uint32_t msgid)
+{
+	char	 incoming[64], queued[64];
+
+	snprintf(incoming, sizeof(incoming), "incoming/%08" PRIx32, msgid);
+	snprintf(queued, sizeof(queued), "queue/%08" PRIx32, msgid);
+	if (rename(queued, incoming) == -1) {
+		log_warn("rename %s back to %s", queued, incoming);
 		return -1;
 	}
 	return 0;
@@ -304,7 +330,8 @@ fs_message_commit(uint32_t msgid, const struct envelope *envs, size_t n)
 	    fs_message_publish(msgid) == -1)
 		return -1;
 	if (fs_sync() == -1)
-		return QUEUE_COMMIT_UNSURE;
+		return fs_message_unpublish(msgid) == 0 ? -1 :
+		    QUEUE_COMMIT_UNSURE;
 	return 0;
 }
 
@@ -330,7 +357,7 @@ fs_envelope_delete(uint64_t evpid)
 
 	snprintf(dir, sizeof(dir), "queue/%08" PRIx32, envelope_msgid(evpid));
 	snprintf(path, sizeof(path), "%s/%016" PRIx64, dir, evpid);
-	if (unlink(path) == -1) {
+	if (MONKEY("queue.delete", EIO) || unlink(path) == -1) {
 		log_warn("unlink %s", path);
 		return -1;
 	}
@@ -403,8 +430,11 @@ fs_message_open(uint32_t msgid)
 	int	 fd;
 
 	snprintf(path, sizeof(path), "queue/%08" PRIx32 "/message", msgid);
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
+	if (MONKEY("queue.read", EIO) ||
+	    (fd = open(path, O_RDONLY | O_CLOEXEC)) == -1) {
 		log_warn("open %s", path);
+		return -1;
+	}
 	return fd;
 }
 
@@ -425,7 +455,8 @@ fs_envelope_update(const struct envelope *e)
 		log_warn("open %s", tmp);
 		return -1;
 	}
-	if (write(fd, buf, (size_t)len) != len || fsync(fd) == -1) {
+	if (MONKEY("queue.update", ENOSPC) ||
+	    write(fd, buf, (size_t)len) != len || fsync(fd) == -1) {
 		log_warn("write %s", tmp);
 		close(fd);
 		unlink(tmp);

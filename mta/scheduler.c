@@ -196,7 +196,13 @@ scheduler_delivered(uint64_t evpid, enum delivery_result result,
 		stat_delivered++;
 		log_info("evpid=%016" PRIx64 " rcpt=<%s> dest=%s delivered",
 		    evpid, e.rcpt, e.dest);
-		backend->envelope_delete(evpid);
+		/*
+		 * An envelope that cannot be removed is tried again later:
+		 * maildir finds its earlier delivery; the other methods
+		 * may deliver twice (SPEC.md: at least once).
+		 */
+		if (backend->envelope_delete(evpid) == -1)
+			scheduler_add(evpid, now + retry_delay(1));
 		break;
 	case DELIVERY_TEMPFAIL:
 		stat_tempfail++;

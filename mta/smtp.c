@@ -143,6 +143,8 @@ smtp_accept(int fd, short event, void *arg)
 {
 	static const char	 busy[] = "421 4.3.2 Too many sessions, "
 	    "try again later\r\n";
+	static const char	 tempfail[] = "421 4.3.0 Temporary failure, "
+	    "try again later\r\n";
 	struct listen_sock	*ls = arg, *l;
 	struct sockaddr_storage	 ss;
 	struct session		*s;
@@ -179,6 +181,7 @@ smtp_accept(int fd, short event, void *arg)
 		return;
 	}
 	if ((s = session_new(ls->listener, cfd, &ss)) == NULL) {
+		(void)!write(cfd, tempfail, sizeof(tempfail) - 1);
 		close(cfd);
 		return;
 	}

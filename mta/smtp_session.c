@@ -33,6 +33,7 @@
 
 #include "io.h"
 #include "log.h"
+#include "monkey.h"
 #include "mtad.h"
 #include "smtp.h"
 #include "smtp_proto.h"
@@ -137,7 +138,8 @@ session_new(struct listener *l, int fd, const struct sockaddr_storage *ss)
 	struct session	*s;
 	socklen_t	 len = sizeof(s->local);
 
-	if ((s = calloc(1, sizeof(*s))) == NULL) {
+	if (MONKEY("smtp.session", ENOMEM) ||
+	    (s = calloc(1, sizeof(*s))) == NULL) {
 		log_warn("session");
 		return NULL;
 	}
@@ -954,7 +956,8 @@ session_data_line(struct session *s, char *line, size_t len, int crlf)
 		tx->error = TX_TOO_BIG;
 		return;
 	}
-	if (fwrite(line, 1, len, tx->fp) != len || putc('\n', tx->fp) == EOF)
+	if (MONKEY("smtp.write", ENOSPC) ||
+	    fwrite(line, 1, len, tx->fp) != len || putc('\n', tx->fp) == EOF)
 		tx->error = TX_WRITE_FAILED;
 }
 
