@@ -160,6 +160,13 @@ prepare_queue(void)
 	}
 }
 
+/* At exit of the parent only: children exec or _exit. */
+static void
+remove_control_socket(void)
+{
+	unlink(mtad_conf->control_socket);
+}
+
 /*
  * The control socket: only root (or the user mtad runs as, when not
  * started as root) may connect.  A socket that answers belongs to a
@@ -195,6 +202,7 @@ open_control_socket(void)
 	if (listen(fd, 16) == -1)
 		fatal("listen %s", path);
 	control_fd = fd;
+	atexit(remove_control_socket);
 }
 
 void

@@ -150,5 +150,6 @@ check "log brief" ctl_says "^log brief$" log brief
 check "stop" ctl_says "^stopping$" stop
 wait_status "$pid"
 check "mtad exits 0 after stop" [ "$STATUS" -eq 0 ]
+check "and removes its control socket" [ ! -e "$SOCK" ]
 check "no sanitizer report" no_sanitizer_report "$TMP/mtad.log"
 done_testing
