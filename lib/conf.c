@@ -473,8 +473,9 @@ conf_handle_include(struct conf *cf)
 	cf->pos = 1;
 	if ((name = conf_word(cf, "a file name")) == NULL || !conf_end(cf))
 		return 1;
-	if (cf->include_depth >= CONF_MAX_INCLUDE) {
-		conf_error(cf, "includes nested too deeply");
+	if (cf->include_depth >= CONF_MAX_INCLUDE || cf->no_files) {
+		conf_error(cf, cf->no_files ? "include: no files here" :
+		    "includes nested too deeply");
 		return 1;
 	}
 	slash = strrchr(cf->file, '/');

@@ -48,6 +48,8 @@ struct conf {
 	 * macros or includes, and parsers must not touch the filesystem.
 	 */
 	int			 shipped;
+	/* No file is opened (include, tables, certificates): fuzzing. */
+	int			 no_files;
 
 	/* the current statement */
 	struct conf_token	*tok;

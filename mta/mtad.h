@@ -248,6 +248,7 @@ extern const struct ipc_type	 mtad_types[];
 
 /* parse.c */
 void	 mtad_conf_init(void);
+void	 mtad_conf_free(void);
 void	 mtad_parse(struct conf *);
 struct table *table_find(const char *);
 struct listener *listener_find(unsigned int);

@@ -83,6 +83,61 @@ mtad_conf_init(void)
 	TAILQ_INIT(&mtad_conf->rules);
 }
 
+/* Everything mtad_conf_init() and mtad_parse() built (for the fuzzer). */
+void
+mtad_conf_free(void)
+{
+	struct listener	*l;
+	struct table	*t;
+	struct pki	*p;
+	struct action	*a;
+	struct rule	*r;
+
+	while ((l = TAILQ_FIRST(&mtad_conf->listeners)) != NULL) {
+		TAILQ_REMOVE(&mtad_conf->listeners, l, entry);
+		free(l->on);
+		free(l->hostname);
+		free(l->tag);
+		free(l->pki);
+		free(l);
+	}
+	while ((t = TAILQ_FIRST(&mtad_conf->tables)) != NULL) {
+		TAILQ_REMOVE(&mtad_conf->tables, t, entry);
+		table_clear(t);
+		free(t->name);
+		free(t->path);
+		free(t);
+	}
+	while ((p = TAILQ_FIRST(&mtad_conf->pkis)) != NULL) {
+		TAILQ_REMOVE(&mtad_conf->pkis, p, entry);
+		free(p->name);
+		free(p->cert_file);
+		free(p->key_file);
+		free(p->cert);
+		free(p->key);
+		free(p);
+	}
+	while ((a = TAILQ_FIRST(&mtad_conf->actions)) != NULL) {
+		TAILQ_REMOVE(&mtad_conf->actions, a, entry);
+		free(a->name);
+		free(a->arg);
+		free(a->user);
+		free(a);
+	}
+	while ((r = TAILQ_FIRST(&mtad_conf->rules)) != NULL) {
+		TAILQ_REMOVE(&mtad_conf->rules, r, entry);
+		free(r->tag);
+		free(r);
+	}
+	free(mtad_conf->proc.user);
+	free(mtad_conf->proc.chroot);
+	free(mtad_conf->hostname);
+	free(mtad_conf->queue_path);
+	free(mtad_conf->control_socket);
+	free(mtad_conf);
+	mtad_conf = NULL;
+}
+
 void
 mtad_parse(struct conf *cf)
 {
@@ -309,12 +364,12 @@ parse_pki(struct conf *cf)
 	if (is_cert) {
 		free(p->cert_file);
 		p->cert_file = xstrdup(file);
-		if (!cf->shipped)
+		if (!cf->shipped && !cf->no_files)
 			p->cert = read_pem(cf, file, &p->cert_len);
 	} else {
 		free(p->key_file);
 		p->key_file = xstrdup(file);
-		if (!cf->shipped)
+		if (!cf->shipped && !cf->no_files)
 			p->key = read_pem(cf, file, &p->key_len);
 	}
 }
@@ -381,7 +436,7 @@ parse_table(struct conf *cf)
 			return;
 		}
 		t = table_new(name, src + 5);
-		if (!cf->shipped &&
+		if (!cf->shipped && !cf->no_files &&
 		    table_load_file(t, err, sizeof(err)) == -1) {
 			conf_error(cf, "table %s: %s", name, err);
 			return;

@@ -22,6 +22,15 @@ smtpfd_conf_init(void)
 }
 
 void
+smtpfd_conf_free(void)
+{
+	free(smtpfd_conf->proc.user);
+	free(smtpfd_conf->proc.chroot);
+	free(smtpfd_conf);
+	smtpfd_conf = NULL;
+}
+
+void
 smtpfd_parse(struct conf *cf)
 {
 	if (daemon_parse_settings(cf, &smtpfd_conf->proc))

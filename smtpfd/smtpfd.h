@@ -30,6 +30,7 @@ extern struct smtpfd_conf	*smtpfd_conf;
 
 /* parse.c */
 void	 smtpfd_conf_init(void);
+void	 smtpfd_conf_free(void);
 void	 smtpfd_parse(struct conf *);
 
 #endif
