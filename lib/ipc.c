@@ -98,16 +98,6 @@ ipc_type_lookup(const struct ipc_type *types, size_t ntypes, uint32_t type)
 	return NULL;
 }
 
-const char *
-ipc_type_name(const struct ipc_chan *chan, uint32_t type)
-{
-	const struct ipc_type	*t;
-
-	if ((t = ipc_type_lookup(chan->types, chan->ntypes, type)) == NULL)
-		return "unknown";
-	return t->name;
-}
-
 /*
  * Composing.
  */

@@ -113,7 +113,6 @@ void	 ipc_chan_init(struct ipc_chan *, int, const char *, enum ipc_trust,
 void	 ipc_chan_close(struct ipc_chan *);
 const struct ipc_type *ipc_type_lookup(const struct ipc_type *, size_t,
 	    uint32_t);
-const char *ipc_type_name(const struct ipc_chan *, uint32_t);
 
 /* Composing: begin, add fields in layout order, end queues it. */
 void	 ipc_begin(struct ipc_chan *, uint32_t, int);

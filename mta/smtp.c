@@ -237,12 +237,6 @@ smtp_session_gone(struct session *s)
 	nsessions--;
 }
 
-size_t
-smtp_nsessions(void)
-{
-	return nsessions;
-}
-
 static struct session *
 smtp_session_by_id(uint64_t id)
 {

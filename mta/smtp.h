@@ -78,7 +78,6 @@ struct session {
 /* smtp.c */
 struct tls	*smtp_tls_server(const char *);
 void		 smtp_session_gone(struct session *);
-size_t		 smtp_nsessions(void);
 void		 smtp_request_message(struct session *);
 void		 smtp_request_commit(struct session *);
 void		 smtp_request_rollback(uint32_t);
