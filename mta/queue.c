@@ -229,7 +229,7 @@ int
 queue_dispatch(struct ipc_chan *chan, struct ipc_msg *msg)
 {
 	uint64_t	 req, evpid;
-	uint32_t	 msgid, result;
+	uint32_t	 msgid, result, cmd;
 	const char	*text;
 	int		 r;
 
@@ -244,10 +244,10 @@ queue_dispatch(struct ipc_chan *chan, struct ipc_msg *msg)
 		if (strcmp(chan->peer, "control") != 0)
 			return -1;
 		req = ipc_get_u64(msg);
-		result = ipc_get_u32(msg);
+		cmd = ipc_get_u32(msg);
 		text = ipc_get_string(msg);
 		ipc_get_end(msg);
-		scheduler_ctl(chan, req, result, text);
+		scheduler_ctl(chan, req, cmd, text);
 		return 0;
 	case MTAD_MSG_MESSAGE_CREATE:
 		req = ipc_get_u64(msg);

@@ -15,11 +15,7 @@ seed=${MONKEY_SEED:-$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')}
 duration=${MONKEY_DURATION:-10}
 echo "# monkey rate=$rate/10000 seed=$seed duration=${duration}s"
 
-user=nobody runas=$(id -un)
-if is_root; then
-	user=_mtad runas=nobody
-	ensure_user "$user"
-fi
+mtad_users
 set -- $(free_ports 1)
 PORT=$1
 mkdir -p "$TMP/maildir"

@@ -2,11 +2,7 @@
 # mtactl against a running mtad: every command, and clear errors.
 . "$(dirname "$0")/../lib/common.sh"
 
-user=nobody
-if is_root; then
-	user=_mtad
-	ensure_user "$user"
-fi
+mtad_users
 set -- $(free_ports 1)
 PORT=$1
 SOCK="$TMP/mtad.sock"

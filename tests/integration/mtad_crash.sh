@@ -7,11 +7,7 @@
 # client did not learn which; it is delivered once or not at all.)
 . "$(dirname "$0")/../lib/common.sh"
 
-user=nobody runas=$(id -un)
-if is_root; then
-	user=_mtad runas=nobody
-	ensure_user "$user"
-fi
+mtad_users
 set -- $(free_ports 1)
 PORT=$1
 mkdir -p "$TMP/maildir"

@@ -3,11 +3,7 @@
 # tests/scenarios/mtad/ (run by smtpscript), then what the queue holds.
 . "$(dirname "$0")/../lib/common.sh"
 
-user=nobody
-if is_root; then
-	user=_mtad
-	ensure_user "$user"
-fi
+mtad_users
 set -- $(free_ports 4)
 PORT=$1 XPORT=$2 TPORT=$3 RPORT=$4
 mkdir "$TMP/other"

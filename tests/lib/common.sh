@@ -76,6 +76,18 @@ ensure_user() {
 	    --shell /usr/sbin/nologin "$1"
 }
 
+# mtad_users: set user (the unprivileged mtad processes) and runas (a
+# user for local deliveries): _mtad and nobody as root, ourselves if not.
+mtad_users() {
+	user=nobody
+	runas=$(id -un)
+	if is_root; then
+		user=_mtad
+		runas=nobody
+		ensure_user "$user"
+	fi
+}
+
 # wait_log FILE REGEX [TENTHS]: wait until FILE has a line matching REGEX.
 wait_log() {
 	i=0
