@@ -20,7 +20,8 @@
  *	S a session id			s a session id or "-"
  *	A an address ("unix" too)	P a port (0-65535)
  *	W a word (no blank)		N a number
- *	E crlf, lf or eof		T a token (1-32 alphanumerics)
+ *	E crlf, lf, part or eof		T a token (1-32 alphanumerics)
+ *	M none, starttls, require or smtps
  *	L the rest of the line (may be empty, may hold '|')
  */
 static const struct {
@@ -30,7 +31,7 @@ static const struct {
 	const char	*fields;
 } smtpf_types[] = {
 	{ "hello",	SMTPF_HELLO,	SMTPF_FROM_MTA | SMTPF_FROM_SMTPFD, "KVWL" },
-	{ "open",	SMTPF_OPEN,	SMTPF_FROM_MTA,		"SAPAPWL" },
+	{ "open",	SMTPF_OPEN,	SMTPF_FROM_MTA,		"SAPAPWML" },
 	{ "tls",	SMTPF_TLS,	SMTPF_FROM_MTA,		"SWWNL" },
 	{ "line",	SMTPF_LINE,	SMTPF_FROM_MTA,		"SEL" },
 	{ "gone",	SMTPF_GONE,	SMTPF_FROM_MTA,		"SL" },
@@ -128,7 +129,10 @@ valid_field(char kind, const char *s, struct smtpf_msg *msg)
 		return valid_word(s, 255);
 	case 'E':
 		return strcmp(s, "crlf") == 0 || strcmp(s, "lf") == 0 ||
-		    strcmp(s, "eof") == 0;
+		    strcmp(s, "part") == 0 || strcmp(s, "eof") == 0;
+	case 'M':
+		return strcmp(s, "none") == 0 || strcmp(s, "starttls") == 0 ||
+		    strcmp(s, "require") == 0 || strcmp(s, "smtps") == 0;
 	case 'T':
 		for (i = 0; s[i]; i++)
 			if (!isalnum((unsigned char)s[i]))

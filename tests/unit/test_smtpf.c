@@ -30,11 +30,12 @@ test_valid(void)
 	ok(parse("hello|smtpf|1.0|mx.example.org|", MTA, &m) == 0 &&
 	    m.type == SMTPF_HELLO && strcmp(m.field[1], "1.0") == 0,
 	    "hello with no capabilities");
-	ok(parse("open|" SID "|192.0.2.1|25|2001:db8::1|4242|-|client.example",
+	ok(parse("open|" SID "|192.0.2.1|25|2001:db8::1|4242|-|starttls|client.example",
 	    MTA, &m) == 0 && m.type == SMTPF_OPEN && m.has_sid &&
 	    m.sid == 0x0123456789abcdefULL &&
-	    strcmp(m.field[6], "client.example") == 0, "open");
-	ok(parse("open|" SID "|unix|0|unix|0|local|-", MTA, &m) == 0,
+	    strcmp(m.field[6], "starttls") == 0 &&
+	    strcmp(m.field[7], "client.example") == 0, "open");
+	ok(parse("open|" SID "|unix|0|unix|0|local|none|-", MTA, &m) == 0,
 	    "open from a local socket");
 	ok(parse("tls|" SID "|TLSv1.3|TLS_AES_256_GCM_SHA384|256|-", MTA, &m) ==
 	    0, "tls");
@@ -72,11 +73,15 @@ test_invalid(void)
 	ok(parse("close|0123456789ABCDEF", FD, &m) == -1,
 	    "upper-case session id");
 	ok(parse("close|123", FD, &m) == -1, "short session id");
-	ok(parse("open|" SID "|999.0.0.1|25|::1|1|-|-", MTA, &m) == -1,
+	ok(parse("open|" SID "|999.0.0.1|25|::1|1|-|none|-", MTA, &m) == -1,
 	    "bad address");
-	ok(parse("open|" SID "|::1|65536|::1|1|-|-", MTA, &m) == -1,
+	ok(parse("open|" SID "|::1|65536|::1|1|-|none|-", MTA, &m) == -1,
 	    "port out of range");
 	ok(parse("line|" SID "|cr|x", MTA, &m) == -1, "bad line end");
+	ok(parse("line|" SID "|part|xxxx", MTA, &m) == 0,
+	    "part of a longer line");
+	ok(parse("open|" SID "|::1|25|::1|1|-|tls|-", MTA, &m) == -1,
+	    "bad TLS mode");
 	ok(parse("ping|" "0123456789012345678901234567890123", MTA, &m) == -1,
 	    "token too long");
 	ok(parse("hello|smtp|1.0|x|", MTA, &m) == -1, "not smtpf");
