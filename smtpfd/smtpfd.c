@@ -7,23 +7,26 @@
 #include "smtpfd.h"
 #include "proc.h"
 
-/*
- * Every process and its privileges, in one place.  The roles have no
- * work of their own yet: the smtpf frontend and the filter engine fill them.
- */
 static const char *
 smtpfd_empty_dir(void)
 {
 	return smtpfd_conf->proc.chroot;
 }
 
+/* Every process, where it lives and what it does, in one place. */
 static const struct proc_role smtpfd_roles[] = {
-	{ "frontend",	smtpfd_empty_dir,	NULL,	NULL,	NULL,	0 },
-	{ "engine",	smtpfd_empty_dir,	NULL,	NULL,	NULL,	0 },
+	{ "frontend",	smtpfd_empty_dir, frontend_init, frontend_dispatch,
+	    frontend_configured, 0 },
+	/* The filter engine comes with the filters. */
+	{ "engine",	smtpfd_empty_dir, NULL,	NULL,	NULL,	0 },
+	{ "control",	smtpfd_empty_dir, control_init,	control_dispatch,
+	    control_configured, 0 },
 };
 
-static const struct ipc_type smtpfd_types[] = {
-	PROC_IPC_TYPES,
+/* Roles that talk directly, without the parent in between. */
+static const char *smtpfd_peers[][2] = {
+	{ "control",	"frontend" },
+	{ NULL,		NULL },
 };
 
 static const struct proc_settings *
@@ -38,9 +41,13 @@ static const struct daemon_desc smtpfd_desc = {
 	.roles = smtpfd_roles,
 	.nroles = sizeof(smtpfd_roles) / sizeof(smtpfd_roles[0]),
 	.types = smtpfd_types,
-	.ntypes = sizeof(smtpfd_types) / sizeof(smtpfd_types[0]),
+	.ntypes = SMTPFD_NTYPES,
+	.peers = smtpfd_peers,
 	.parse = smtpfd_parse,
 	.settings = smtpfd_settings,
+	.parent_init = parent_init,
+	.send_config = parent_send_config,
+	.parent_dispatch = parent_dispatch,
 };
 
 int

@@ -3,27 +3,118 @@
  *
  * Processes (see lib/proc.h for the framework):
  *	parent		privileged: configuration, listening sockets,
- *			starting filter processes, supervision
- *	frontend	the network side: smtpf and SMTP sessions (chrooted)
+ *			certificates, supervision
+ *	frontend	the network side: smtpf streams from MTAs, SMTP
+ *			clients of proxy listeners, and the replay sessions
+ *			to the downstream MTAs (chrooted, unprivileged)
  *	engine		runs the filter chains
+ *	control		smtpfctl clients
  */
 #ifndef SMTPFD_H
 #define SMTPFD_H
 
+#include <sys/queue.h>
+#include <sys/socket.h>
+
+#include <stddef.h>
+#include <stdint.h>
+
 #include "conf.h"
+#include "ipc.h"
 #include "proc.h"
 
-#define SMTPFD_CONF	"/etc/smtpfd.conf"
-#define SMTPFD_USER	"_smtpfd"
-#define SMTPFD_CHROOT	"/var/empty"
+#define SMTPFD_CONF		"/etc/smtpfd.conf"
+#define SMTPFD_USER		"_smtpfd"
+#define SMTPFD_CHROOT		"/var/empty"
+#define SMTPFD_CONTROL_SOCKET	"/var/run/smtpfd.sock"
+
+#define DEF_CLIENT_TIMEOUT	(5 * 60 * 1000)		/* ms */
+#define DEF_DOWNSTREAM_TIMEOUT	(10 * 60 * 1000)	/* ms, per reply */
+#define DEF_CONNECT_TIMEOUT	(30 * 1000)		/* ms */
+#define DEF_MAX_SESSIONS	10000
 
 /* smtpfd's own message types, after the framework's. */
 enum smtpfd_msg_type {
-	SMTPFD_MSG_FIRST = 100,
+	SMTPFD_MSG_LISTENER = PROC_MSG_DAEMON_FIRST,
+	SMTPFD_MSG_PKI,
+	SMTPFD_MSG_CONTROL_SOCKET,
+	SMTPFD_MSG_CTL_REQUEST,
+	SMTPFD_MSG_CTL_LINE,
+	SMTPFD_MSG_CTL_END,
+};
+
+#define SMTPFD_NTYPES	(PROC_IPC_NTYPES + SMTPFD_MSG_CTL_END - 100 + 1)
+extern const struct ipc_type	smtpfd_types[];
+
+/* smtpfctl commands (CTL_REQUEST) */
+enum smtpfd_ctl {
+	CTL_SHOW_SESSIONS = 1,
+	CTL_SHOW_STATS,
+	CTL_RELOAD,
+	CTL_LOG_VERBOSE,
+	CTL_LOG_BRIEF,
+};
+
+/* How the downstream MTA learns who the client really is. */
+enum identity {
+	IDENTITY_XCLIENT,	/* Postfix, mtad: XCLIENT after EHLO */
+	IDENTITY_XFORWARD,	/* Postfix: XFORWARD before each MAIL */
+	IDENTITY_PROXY_V2,	/* OpenSMTPD, Postfix: PROXY v2 header */
+	IDENTITY_NONE,
+};
+
+enum listener_kind {
+	LISTENER_SMTPF_UNIX,	/* smtpf on socket PATH */
+	LISTENER_SMTPF_TLS,	/* smtpf on ADDR port N pki NAME */
+	LISTENER_PROXY,		/* proxy on ADDR port N: SMTP clients */
+};
+
+enum proxy_tls {
+	PROXY_TLS_NONE,
+	PROXY_TLS_STARTTLS,
+	PROXY_TLS_REQUIRE,
+	PROXY_TLS_SMTPS,
+};
+
+/* Where a session is replayed: "smtp://HOST:PORT". */
+struct downstream {
+	char			*url;
+	struct sockaddr_storage	 addr;
+	socklen_t		 addrlen;
+	enum identity		 identity;
+};
+
+struct listener {
+	TAILQ_ENTRY(listener)	 entry;
+	unsigned int		 index;
+	enum listener_kind	 kind;
+	char			*on;		/* address, or socket path */
+	int			 port;
+	char			*pki;
+	enum proxy_tls		 tls;		/* proxy listeners */
+	int			 accept_identity; /* proxy: XCLIENT/XFORWARD
+						    from the client */
+	struct downstream	 forward;
+};
+
+struct pki {
+	TAILQ_ENTRY(pki)	 entry;
+	char			*name;
+	char			*cert_file, *key_file, *ca_file;
+	char			*cert, *key, *ca;	/* PEM, parent only */
+	size_t			 cert_len, key_len, ca_len;
 };
 
 struct smtpfd_conf {
 	struct proc_settings	 proc;
+	char			*hostname;
+	char			*control_socket;
+	int			 client_timeout;	/* ms */
+	int			 downstream_timeout;	/* ms */
+	size_t			 max_sessions;
+	unsigned int		 nlisteners;
+	TAILQ_HEAD(, listener)	 listeners;
+	TAILQ_HEAD(, pki)	 pkis;
 };
 
 extern struct smtpfd_conf	*smtpfd_conf;
@@ -32,5 +123,27 @@ extern struct smtpfd_conf	*smtpfd_conf;
 void	 smtpfd_conf_init(void);
 void	 smtpfd_conf_free(void);
 void	 smtpfd_parse(struct conf *);
+struct listener *listener_find(unsigned int);
+struct pki *pki_find(const char *);
+const char *identity_name(enum identity);
+
+/* parent.c */
+void	 parent_init(void);
+void	 parent_send_config(struct proc_child *);
+int	 parent_dispatch(struct ipc_chan *, struct ipc_msg *);
+
+/* frontend.c */
+void	 frontend_init(struct ipc_chan *);
+int	 frontend_dispatch(struct ipc_chan *, struct ipc_msg *);
+void	 frontend_configured(struct ipc_chan *);
+
+/* control.c */
+void	 control_init(struct ipc_chan *);
+int	 control_dispatch(struct ipc_chan *, struct ipc_msg *);
+void	 control_configured(struct ipc_chan *);
+void	 ctl_line(struct ipc_chan *, uint64_t, const char *, ...)
+	    __attribute__((format(printf, 3, 4)));
+void	 ctl_end(struct ipc_chan *, uint64_t, int, const char *, ...)
+	    __attribute__((format(printf, 4, 5)));
 
 #endif

@@ -1,0 +1,20 @@
+/*
+ * smtpfd's IPC messages and their payload layouts (SPEC.md section 1.3).
+ * smtpfctl speaks the control ones, so this table is linked into both.
+ */
+#include "ipc.h"
+#include "proc.h"
+#include "smtpfd.h"
+
+const struct ipc_type smtpfd_types[] = {
+	PROC_IPC_TYPES,
+	{ SMTPFD_MSG_LISTENER,	"LISTENER",	"u",	IPC_FD_REQUIRED },
+	{ SMTPFD_MSG_PKI,	"PKI",		"sddd",	IPC_FD_NONE },
+	{ SMTPFD_MSG_CONTROL_SOCKET, "CONTROL_SOCKET", "", IPC_FD_REQUIRED },
+	{ SMTPFD_MSG_CTL_REQUEST, "CTL_REQUEST", "qus",	IPC_FD_NONE },
+	{ SMTPFD_MSG_CTL_LINE,	"CTL_LINE",	"qs",	IPC_FD_NONE },
+	{ SMTPFD_MSG_CTL_END,	"CTL_END",	"qus",	IPC_FD_NONE },
+};
+
+_Static_assert(sizeof(smtpfd_types) / sizeof(smtpfd_types[0]) ==
+    SMTPFD_NTYPES, "SMTPFD_NTYPES does not match the table");

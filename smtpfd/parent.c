@@ -1,0 +1,176 @@
+/*
+ * What smtpfd's privileged parent does besides supervising: open the
+ * listening sockets and the control socket, and hand the frontend what it
+ * may not open itself (sockets, certificates and keys).
+ */
+#include <sys/types.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+
+#include <netinet/in.h>
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "smtpfd.h"
+#include "xmalloc.h"
+
+struct listen_socket {
+	unsigned int	 index;
+	int		 fd;
+};
+
+static struct listen_socket	*sockets;
+static size_t			 nsockets;
+static int			 control_fd = -1;
+static char			**unix_paths;
+static size_t			 nunix_paths;
+
+static void
+add_socket(unsigned int index, int fd)
+{
+	sockets = xreallocarray(sockets, nsockets + 1, sizeof(*sockets));
+	sockets[nsockets].index = index;
+	sockets[nsockets].fd = fd;
+	nsockets++;
+}
+
+static void
+open_tcp(struct listener *l)
+{
+	struct sockaddr_storage	 ss;
+	struct sockaddr_in	*sin = (struct sockaddr_in *)(void *)&ss;
+	struct sockaddr_in6	*sin6 = (struct sockaddr_in6 *)(void *)&ss;
+	socklen_t		 len;
+	int			 fd, on = 1;
+
+	memset(&ss, 0, sizeof(ss));
+	if (inet_pton(AF_INET, l->on, &sin->sin_addr) == 1) {
+		sin->sin_family = AF_INET;
+		sin->sin_port = htons((uint16_t)l->port);
+		len = sizeof(*sin);
+	} else if (inet_pton(AF_INET6, l->on, &sin6->sin6_addr) == 1) {
+		sin6->sin6_family = AF_INET6;
+		sin6->sin6_port = htons((uint16_t)l->port);
+		len = sizeof(*sin6);
+	} else
+		fatalx("listener %s: not an address", l->on);
+	if ((fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK |
+	    SOCK_CLOEXEC, 0)) == -1)
+		fatal("socket");
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)) == -1)
+		fatal("SO_REUSEADDR");
+	if (ss.ss_family == AF_INET6 && setsockopt(fd, IPPROTO_IPV6,
+	    IPV6_V6ONLY, &on, sizeof(on)) == -1)
+		fatal("IPV6_V6ONLY");
+	if (bind(fd, (struct sockaddr *)&ss, len) == -1 ||
+	    listen(fd, SOMAXCONN) == -1)
+		fatal("listen on %s port %d", l->on, l->port);
+	add_socket(l->index, fd);
+	log_debug("listening on %s port %d", l->on, l->port);
+}
+
+static void
+remove_unix_sockets(void)
+{
+	size_t	 i;
+
+	for (i = 0; i < nunix_paths; i++)
+		unlink(unix_paths[i]);
+}
+
+/*
+ * A unix socket only root can use: whoever connects speaks for the
+ * clients of an MTA, and their addresses are believed downstream.
+ */
+static int
+open_unix(const char *path, int backlog)
+{
+	struct sockaddr_un	 sun;
+	mode_t			 old;
+	int			 fd;
+
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	if ((size_t)snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", path) >=
+	    sizeof(sun.sun_path))
+		fatalx("socket path too long: %s", path);
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+	    0)) == -1)
+		fatal("socket");
+	if (unlink(path) == -1 && errno != ENOENT)
+		fatal("unlink %s", path);
+	old = umask(0177);
+	if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) == -1)
+		fatal("socket %s", path);
+	umask(old);
+	if (listen(fd, backlog) == -1)
+		fatal("listen %s", path);
+	if (nunix_paths == 0)
+		atexit(remove_unix_sockets);
+	unix_paths = xreallocarray(unix_paths, nunix_paths + 1,
+	    sizeof(*unix_paths));
+	unix_paths[nunix_paths++] = xstrdup(path);
+	return fd;
+}
+
+void
+parent_init(void)
+{
+	struct listener	*l;
+
+	control_fd = open_unix(smtpfd_conf->control_socket, 16);
+	TAILQ_FOREACH(l, &smtpfd_conf->listeners, entry) {
+		if (l->kind == LISTENER_SMTPF_UNIX)
+			add_socket(l->index, open_unix(l->on, SOMAXCONN));
+		else
+			open_tcp(l);
+	}
+}
+
+static void
+send_frontend_config(struct proc_child *c)
+{
+	struct pki	*p;
+	size_t		 i;
+
+	TAILQ_FOREACH(p, &smtpfd_conf->pkis, entry) {
+		ipc_begin(&c->chan, SMTPFD_MSG_PKI, -1);
+		ipc_add_string(&c->chan, p->name);
+		ipc_add_data(&c->chan, p->cert ? p->cert : "", p->cert_len);
+		ipc_add_data(&c->chan, p->key ? p->key : "", p->key_len);
+		ipc_add_data(&c->chan, p->ca ? p->ca : "", p->ca_len);
+		ipc_end(&c->chan);
+	}
+	for (i = 0; i < nsockets; i++) {
+		ipc_begin(&c->chan, SMTPFD_MSG_LISTENER, sockets[i].fd);
+		ipc_add_u32(&c->chan, sockets[i].index);
+		ipc_end(&c->chan);
+	}
+	nsockets = 0;	/* the descriptors went with the messages */
+}
+
+void
+parent_send_config(struct proc_child *c)
+{
+	if (strcmp(c->role->name, "frontend") == 0)
+		send_frontend_config(c);
+	else if (strcmp(c->role->name, "control") == 0) {
+		ipc_begin(&c->chan, SMTPFD_MSG_CONTROL_SOCKET, control_fd);
+		ipc_end(&c->chan);
+		control_fd = -1;
+	}
+}
+
+int
+parent_dispatch(struct ipc_chan *chan, struct ipc_msg *msg)
+{
+	(void)chan;
+	(void)msg;
+	return -1;
+}

@@ -1,0 +1,250 @@
+/*
+ * The front of a proxy listener: smtpfd itself is the SMTP server the
+ * client talks to (in front of Postfix, Exim, OpenSMTPD or mtad, or as
+ * Postfix's smtpd_proxy_filter).  It does the socket and TLS work with
+ * the client; the session (session.c) does the rest.
+ */
+#include <sys/types.h>
+#include <sys/socket.h>
+
+#include <netinet/in.h>
+#include <arpa/inet.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "session.h"
+#include "xmalloc.h"
+
+/* Replies the client has not read before the downstream is paused. */
+#define CLIENT_OUT_HIGH	(64 * 1024)
+
+struct proxy_client {
+	struct io		*io;
+	struct session		*session;
+	struct listener		*listener;
+	struct tls		*tls;
+	struct client_info	 info;
+	int			 closing;
+	int			 out_full;
+	int			 tls_wanted;	/* once "220" is written */
+	struct event		 ev_close;
+};
+
+static void	 proxy_io(struct io *, enum io_event, void *);
+static void	 proxy_tls_now(struct proxy_client *);
+static void	 proxy_reply(struct session *, const char *);
+static void	 proxy_starttls(struct session *);
+static void	 proxy_close(struct session *);
+static void	 proxy_pause(struct session *);
+static void	 proxy_resume(struct session *);
+
+static const struct front_ops proxy_ops = {
+	.reply = proxy_reply,
+	.starttls = proxy_starttls,
+	.close = proxy_close,
+	.pause = proxy_pause,
+	.resume = proxy_resume,
+};
+
+static void
+sockaddr_text(const struct sockaddr_storage *ss, char *buf, size_t size,
+    int *port)
+{
+	const struct sockaddr_in	*sin = (const void *)ss;
+	const struct sockaddr_in6	*sin6 = (const void *)ss;
+
+	*port = 0;
+	if (ss->ss_family == AF_INET) {
+		inet_ntop(AF_INET, &sin->sin_addr, buf, size);
+		*port = ntohs(sin->sin_port);
+	} else if (ss->ss_family == AF_INET6) {
+		inet_ntop(AF_INET6, &sin6->sin6_addr, buf, size);
+		*port = ntohs(sin6->sin6_port);
+		/* An IPv4 client on a dual-stack socket is an IPv4 client. */
+		if (strncmp(buf, "::ffff:", 7) == 0 && strchr(buf + 7, ':') ==
+		    NULL)
+			memmove(buf, buf + 7, strlen(buf + 7) + 1);
+	} else
+		snprintf(buf, size, "unix");
+}
+
+static void
+proxy_free(struct proxy_client *pc, const char *reason)
+{
+	evtimer_del(&pc->ev_close);
+	if (pc->session != NULL)
+		session_client_gone(pc->session, reason);
+	io_free(pc->io);
+	free(pc);
+}
+
+static void
+proxy_start_session(struct proxy_client *pc)
+{
+	struct listener	*l = pc->listener;
+
+	pc->session = session_new(l, &proxy_ops, pc, &pc->info,
+	    l->tls != PROXY_TLS_NONE && l->tls != PROXY_TLS_SMTPS,
+	    l->tls == PROXY_TLS_REQUIRE);
+	if (l->tls == PROXY_TLS_SMTPS)
+		session_tls_ready(pc->session, pc->info.tls_info);
+}
+
+static void
+proxy_close_cb(int fd, short event, void *arg)
+{
+	(void)fd;
+	(void)event;
+	proxy_free(arg, "closed");
+}
+
+void
+proxy_accept(struct listener *l, int fd, const struct sockaddr_storage *ss,
+    struct tls *tls)
+{
+	struct proxy_client	*pc;
+	struct sockaddr_storage	 local;
+	socklen_t		 len = sizeof(local);
+
+	pc = xcalloc(1, sizeof(*pc));
+	pc->listener = l;
+	pc->tls = tls;
+	evtimer_set(&pc->ev_close, proxy_close_cb, pc);
+	sockaddr_text(ss, pc->info.addr, sizeof(pc->info.addr),
+	    &pc->info.port);
+	if (getsockname(fd, (struct sockaddr *)&local, &len) == 0)
+		sockaddr_text(&local, pc->info.local_addr,
+		    sizeof(pc->info.local_addr), &pc->info.local_port);
+	if ((pc->io = io_new(fd, proxy_io, pc)) == NULL)
+		fatal("io_new");
+	io_set_timeout(pc->io, smtpfd_conf->client_timeout);
+	if (l->tls == PROXY_TLS_SMTPS) {
+		if (io_start_tls_server(pc->io, tls) == -1) {
+			log_warnx("smtps: %s", io_error(pc->io));
+			io_free(pc->io);
+			free(pc);
+		}
+		return;
+	}
+	proxy_start_session(pc);
+}
+
+static void
+proxy_io(struct io *io, enum io_event event, void *arg)
+{
+	struct proxy_client	*pc = arg;
+	char			 info[256];
+
+	switch (event) {
+	case IO_DATAIN:
+		if (pc->session == NULL || pc->closing) {
+			evbuffer_drain(io->in, evbuffer_get_length(io->in));
+			return;
+		}
+		evbuffer_add_buffer(pc->session->cin, io->in);
+		session_client_input(pc->session);
+		return;
+	case IO_LOWAT:
+		if (pc->closing) {
+			proxy_free(pc, "closed");
+			return;
+		}
+		if (pc->tls_wanted) {
+			proxy_tls_now(pc);
+			return;
+		}
+		if (pc->out_full) {
+			pc->out_full = 0;
+			session_front_full(pc->session, 0);
+		}
+		return;
+	case IO_TLSREADY:
+		if (io_tls_info(io, info, sizeof(info)) == NULL)
+			snprintf(info, sizeof(info), "unknown");
+		snprintf(pc->info.tls_info, sizeof(pc->info.tls_info), "%s",
+		    info);
+		if (pc->session == NULL)
+			proxy_start_session(pc);
+		else {
+			io_resume(io);
+			session_tls_ready(pc->session, info);
+		}
+		return;
+	case IO_TIMEOUT:
+		if (pc->session == NULL || pc->closing) {
+			proxy_free(pc, "timeout");
+			return;
+		}
+		session_fail(pc->session, "421 4.4.2 Timeout, closing "
+		    "connection", "client timeout");
+		return;
+	case IO_DISCONNECTED:
+		proxy_free(pc, "client closed");
+		return;
+	case IO_ERROR:
+		proxy_free(pc, io_error(io));
+		return;
+	}
+}
+
+static void
+proxy_reply(struct session *s, const char *line)
+{
+	struct proxy_client	*pc = s->front_ctx;
+
+	io_printf(pc->io, "%s\r\n", line);
+	if (!pc->out_full && io_queued(pc->io) > CLIENT_OUT_HIGH) {
+		pc->out_full = 1;
+		session_front_full(s, 1);
+	}
+}
+
+static void
+proxy_tls_now(struct proxy_client *pc)
+{
+	pc->tls_wanted = 0;
+	/* Clear text sent after STARTTLS must not count as encrypted. */
+	evbuffer_drain(pc->io->in, evbuffer_get_length(pc->io->in));
+	if (io_start_tls_server(pc->io, pc->tls) == -1)
+		session_fail(pc->session, NULL, io_error(pc->io));
+}
+
+/* After the "220" is written. */
+static void
+proxy_starttls(struct session *s)
+{
+	struct proxy_client	*pc = s->front_ctx;
+
+	pc->tls_wanted = 1;
+	io_pause(pc->io);
+	if (io_queued(pc->io) == 0)
+		proxy_tls_now(pc);
+}
+
+/* Never frees at once: the session may be on the stack. */
+static void
+proxy_close(struct session *s)
+{
+	struct proxy_client	*pc = s->front_ctx;
+	struct timeval		 now = { 0, 0 };
+
+	pc->closing = 1;
+	io_pause(pc->io);
+	if (io_queued(pc->io) == 0)
+		evtimer_add(&pc->ev_close, &now);
+}
+
+static void
+proxy_pause(struct session *s)
+{
+	io_pause(((struct proxy_client *)s->front_ctx)->io);
+}
+
+static void
+proxy_resume(struct session *s)
+{
+	io_resume(((struct proxy_client *)s->front_ctx)->io);
+}

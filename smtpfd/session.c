@@ -1,0 +1,750 @@
+/*
+ * The relay at the heart of smtpfd: client lines go to the downstream
+ * MTA, its replies come back to the client, in order, pipelining intact.
+ *
+ * Every command sent downstream, and every reply smtpfd gives itself,
+ * takes a place in the session's pending ring; replies leave the ring in
+ * the order the commands came, so a pipelining client sees its replies in
+ * order even when some come from smtpfd and some from the downstream.
+ *
+ * The choices that keep the two MTAs in agreement (no smuggling):
+ *  - Content ends only at "." CRLF, as in mtad.  A lone "." ended by a
+ *    bare LF is content: it goes downstream as "..", so no downstream
+ *    can take it for the end.  Other lines are sent with CRLF.
+ *  - Input the client pipelined after STARTTLS is dropped: it was sent in
+ *    clear text and must not count as said under TLS.
+ *  - Content starts only after the downstream's 354: a client that sends
+ *    early has its lines read as commands if DATA failed, as any MTA
+ *    would.
+ *  - BDAT is not offered (the content must be seen line by line).
+ *
+ * The client's "." is answered by the downstream's own reply: smtpfd
+ * never says 250 for a message it holds.
+ *
+ * Memory stays bounded: when the downstream does not drain what the
+ * session writes, the session stops reading the client (and pauses it
+ * when its input grows); when the client does not read its replies, the
+ * session stops reading the downstream.
+ */
+#include <sys/types.h>
+#include <sys/random.h>
+
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "log.h"
+#include "session.h"
+#include "smtp_proto.h"
+#include "xmalloc.h"
+
+#define COMMAND_MAX	4096	/* with CRLF; longer gets 500 5.5.2 */
+
+static TAILQ_HEAD(, session)	sessions = TAILQ_HEAD_INITIALIZER(sessions);
+static size_t			nsessions;
+static struct {
+	size_t	sessions, messages, refused, failures;
+} stats;
+
+static void	 session_process(struct session *);
+static void	 session_down_lost_cb(int, short, void *);
+static int	 session_step(struct session *);
+static void	 session_command(struct session *, char *, size_t);
+static void	 session_content(struct session *, const char *, size_t, int);
+static void	 session_flow(struct session *);
+static void	 session_flush_local(struct session *);
+static void	 pending_push(struct session *, enum pending_kind,
+		    const char *);
+static void	 send_down(struct session *, const char *, size_t);
+static void	 local_reply(struct session *, const char *);
+static int	 parse_identity(struct session *, const char *, int);
+
+uint64_t
+session_next_id(void)
+{
+	uint64_t	 id;
+
+	do {
+		if (getrandom(&id, sizeof(id), 0) != sizeof(id))
+			fatal("getrandom");
+	} while (id == 0);
+	return id;
+}
+
+struct session *
+session_new(struct listener *l, const struct front_ops *front, void *ctx,
+    const struct client_info *info, int front_tls, int tls_required)
+{
+	struct session	*s;
+
+	s = xcalloc(1, sizeof(*s));
+	s->id = session_next_id();
+	s->front = front;
+	s->front_ctx = ctx;
+	s->listener = l;
+	s->client = *info;
+	s->front_tls = front_tls;
+	s->tls_required = tls_required;
+	s->state = S_CONNECTING;
+	s->started = time(NULL);
+	if ((s->cin = evbuffer_new()) == NULL)
+		fatal("evbuffer_new");
+	evtimer_set(&s->ev_lost, session_down_lost_cb, s);
+	TAILQ_INSERT_TAIL(&sessions, s, entry);
+	nsessions++;
+	stats.sessions++;
+	log_info("%016" PRIx64 " smtp connected address=%s port=%d "
+	    "host=%s tag=%s", s->id, s->client.addr, s->client.port,
+	    s->client.rdns[0] ? s->client.rdns : "<unknown>",
+	    s->client.tag[0] ? s->client.tag : "-");
+	downstream_start(s);
+	return s;
+}
+
+void
+session_free(struct session *s)
+{
+	size_t	 i;
+
+	TAILQ_REMOVE(&sessions, s, entry);
+	nsessions--;
+	evtimer_del(&s->ev_lost);
+	downstream_close(s);
+	while (s->npending > 0) {
+		free(s->pending[s->pending_head].text);
+		s->pending_head = (s->pending_head + 1) % PENDING_MAX;
+		s->npending--;
+	}
+	for (i = 0; i < s->nreply; i++)
+		free(s->reply[i]);
+	evbuffer_free(s->cin);
+	free(s);
+}
+
+size_t
+sessions_count(void)
+{
+	return nsessions;
+}
+
+/* The front has new bytes in s->cin, or may take more. */
+void
+session_client_input(struct session *s)
+{
+	session_process(s);
+}
+
+/* The client is gone (or was closed): the session ends here. */
+void
+session_client_gone(struct session *s, const char *reason)
+{
+	if (s->in_content)
+		log_info("%016" PRIx64 " smtp client left during the "
+		    "content: the transaction is abandoned", s->id);
+	log_info("%016" PRIx64 " smtp disconnected reason=%s messages=%zu",
+	    s->id, reason, s->nmessages);
+	session_free(s);
+}
+
+/*
+ * Give up the session: the client gets reply (or nothing), the
+ * downstream is dropped without finishing its transaction.
+ */
+void
+session_fail(struct session *s, const char *reply, const char *why)
+{
+	if (s->state == S_CLOSING)
+		return;
+	log_warnx("%016" PRIx64 " smtp failed: %s", s->id, why);
+	stats.failures++;
+	s->state = S_CLOSING;
+	downstream_close(s);
+	if (reply != NULL)
+		s->front->reply(s, reply);
+	s->front->close(s);
+}
+
+void
+session_down_lost(struct session *s, const char *why)
+{
+	char	 msg[256];
+
+	snprintf(msg, sizeof(msg), "downstream %s: %s",
+	    s->listener->forward.url, why);
+	session_fail(s, s->down_state == D_READY ?
+	    "421 4.3.0 Connection to the mail server lost, try again later" :
+	    "421 4.3.0 Mail server not available, try again later", msg);
+}
+
+static void
+session_down_lost_cb(int fd, short event, void *arg)
+{
+	(void)fd;
+	(void)event;
+	session_down_lost(arg, "cannot connect");
+}
+
+/* A failure found inside session_new(): reported from the event loop. */
+void
+session_down_lost_later(struct session *s)
+{
+	struct timeval	 now = { 0, 0 };
+
+	evtimer_add(&s->ev_lost, &now);
+}
+
+/* The downstream knows who the client is: greet the client. */
+void
+session_down_ready(struct session *s, const char *banner)
+{
+	if (s->state != S_CONNECTING)
+		return;
+	s->state = S_RELAY;
+	s->front->reply(s, banner);
+	session_process(s);
+}
+
+/* TLS with the client is up: after STARTTLS, or from the start. */
+void
+session_tls_ready(struct session *s, const char *info)
+{
+	s->client.tls = 1;
+	snprintf(s->client.tls_info, sizeof(s->client.tls_info), "%s", info);
+	if (s->state != S_TLS)
+		return;
+	log_info("%016" PRIx64 " smtp tls ciphers=%s", s->id, info);
+	s->state = S_RELAY;
+	/*
+	 * RFC 3207 4.2: what the client said before TLS is forgotten; the
+	 * downstream still remembers its EHLO, so smtpfd asks for a new
+	 * one itself and resets any transaction downstream.
+	 */
+	s->client.helo[0] = '\0';
+	s->need_helo = 1;
+	if (s->down != NULL) {
+		downstream_write(s, "RSET\r\n", 6);
+		pending_push(s, PENDING_INTERNAL, NULL);
+	}
+	session_process(s);
+}
+
+/* The client is not reading its replies: stop reading the downstream. */
+void
+session_front_full(struct session *s, int full)
+{
+	s->front_out_paused = full;
+	if (s->down == NULL)
+		return;
+	if (full)
+		io_pause(s->down);
+	else
+		io_resume(s->down);
+}
+
+static int
+session_can_read(struct session *s)
+{
+	return s->state == S_RELAY && !s->waiting &&
+	    (s->down == NULL || io_queued(s->down) < DOWN_OUT_HIGH) &&
+	    s->npending < PENDING_MAX - 4;
+}
+
+static void
+session_process(struct session *s)
+{
+	if (s->processing)
+		return;
+	s->processing = 1;
+	while (session_can_read(s) && session_step(s))
+		;
+	s->processing = 0;
+	session_flow(s);
+}
+
+/* Pause the client while its unread input is large. */
+static void
+session_flow(struct session *s)
+{
+	size_t	 len = evbuffer_get_length(s->cin);
+
+	if (s->state == S_CLOSING)
+		return;
+	if (!s->client_paused && len >= CLIENT_IN_HIGH) {
+		s->client_paused = 1;
+		s->front->pause(s);
+	} else if (s->client_paused && len <= CLIENT_IN_LOW) {
+		s->client_paused = 0;
+		s->front->resume(s);
+	}
+}
+
+/* The downstream drained its output: read the client again. */
+void
+session_down_drained(struct session *s)
+{
+	session_process(s);
+}
+
+/* Handle one line (or one piece of a long content line).  0: no more. */
+static int
+session_step(struct session *s)
+{
+	struct evbuffer_ptr	 eol;
+	char			 buf[COMMAND_MAX + 2];
+	size_t			 len, take;
+	int			 ended;
+
+	if ((len = evbuffer_get_length(s->cin)) == 0)
+		return 0;
+	eol = evbuffer_search_eol(s->cin, NULL, NULL, EVBUFFER_EOL_LF);
+	ended = eol.pos != -1;
+	take = ended ? (size_t)eol.pos + 1 : len;
+	if (s->in_content) {
+		if (take > SESSION_CHUNK) {
+			take = SESSION_CHUNK;
+			ended = 0;
+		} else if (!ended)
+			return 0;	/* wait for the rest of the line */
+		if (evbuffer_remove(s->cin, buf, take) != (int)take)
+			fatalx("evbuffer_remove");
+		session_content(s, buf, take, ended);
+		return 1;
+	}
+	if (!ended) {
+		if (len < COMMAND_MAX)
+			return 0;
+		/* A command line with no end in sight. */
+		evbuffer_drain(s->cin, len);
+		if (!s->discarding)
+			local_reply(s, "500 5.5.2 Line too long");
+		s->discarding = 1;
+		return 1;
+	}
+	if (take > COMMAND_MAX || s->discarding) {
+		evbuffer_drain(s->cin, take);
+		if (!s->discarding)
+			local_reply(s, "500 5.5.2 Line too long");
+		s->discarding = 0;
+		return 1;
+	}
+	if (evbuffer_remove(s->cin, buf, take) != (int)take)
+		fatalx("evbuffer_remove");
+	take--;				/* the LF */
+	if (take > 0 && buf[take - 1] == '\r')
+		take--;
+	buf[take] = '\0';
+	session_command(s, buf, take);
+	return 1;
+}
+
+/*
+ * One piece of content: a whole line with its end when ended, else a
+ * piece of a long line.
+ */
+static void
+session_content(struct session *s, const char *p, size_t len, int ended)
+{
+	size_t	 body = len;
+	int	 crlf = 0;
+
+	if (!ended) {
+		send_down(s, p, len);
+		s->mid_line = 1;
+		return;
+	}
+	body--;				/* the LF */
+	if (body > 0 && p[body - 1] == '\r') {
+		body--;
+		crlf = 1;
+	}
+	if (!s->mid_line && body == 1 && p[0] == '.') {
+		if (crlf) {
+			send_down(s, ".\r\n", 3);
+			s->in_content = 0;
+			pending_push(s, PENDING_EOM, NULL);
+			s->nmessages++;
+			return;
+		}
+		send_down(s, "..\r\n", 4);	/* content, never the end */
+		return;
+	}
+	send_down(s, p, body);
+	send_down(s, "\r\n", 2);
+	s->mid_line = 0;
+}
+
+static void
+forward_command(struct session *s, const char *line, size_t len,
+    enum pending_kind kind)
+{
+	send_down(s, line, len);
+	send_down(s, "\r\n", 2);
+	pending_push(s, kind, NULL);
+}
+
+static void
+session_command(struct session *s, char *line, size_t len)
+{
+	struct smtp_command	 cmd;
+	const char		*p;
+	size_t			 n;
+
+	if (memchr(line, '\0', len) != NULL) {
+		local_reply(s, "500 5.5.2 NUL character in command");
+		return;
+	}
+	smtp_command_parse(line, &cmd);
+	switch (cmd.verb) {
+	case SMTP_HELO:
+	case SMTP_EHLO:
+		p = cmd.args;
+		n = strcspn(p, " ");
+		if (n > SMTP_DOMAIN_MAX)
+			n = SMTP_DOMAIN_MAX;
+		memcpy(s->client.helo, p, n);
+		s->client.helo[n] = '\0';
+		s->client.esmtp = cmd.verb == SMTP_EHLO;
+		s->need_helo = 0;
+		forward_command(s, line, len, cmd.verb == SMTP_EHLO ?
+		    PENDING_EHLO : PENDING_RELAY);
+		return;
+	case SMTP_STARTTLS:
+		if (s->client.tls)
+			local_reply(s, "503 5.5.1 TLS already active");
+		else if (!s->front_tls)
+			local_reply(s, "502 5.5.1 STARTTLS not available");
+		else if (cmd.has_args)
+			local_reply(s, "501 5.5.4 Syntax: STARTTLS");
+		else {
+			pending_push(s, PENDING_STARTTLS, NULL);
+			s->state = S_TLS;	/* read nothing more in clear */
+			session_flush_local(s);
+		}
+		return;
+	case SMTP_BDAT:
+		local_reply(s, "502 5.5.1 Command not implemented");
+		return;
+	case SMTP_XCLIENT:
+		if (!s->listener->accept_identity)
+			local_reply(s, "550 5.7.0 Insufficient authorization");
+		else if (parse_identity(s, cmd.args, 1) == 0)
+			local_reply(s, "220 2.0.0 Identity set");
+		return;
+	case SMTP_MAIL:
+		if (s->need_helo) {
+			local_reply(s, "503 5.5.1 Send HELO or EHLO first");
+			return;
+		}
+		if (s->tls_required && !s->client.tls) {
+			local_reply(s, "530 5.7.0 Must issue a STARTTLS command "
+			    "first");
+			return;
+		}
+		downstream_identity(s);
+		forward_command(s, line, len, PENDING_RELAY);
+		return;
+	case SMTP_DATA:
+		forward_command(s, line, len, PENDING_DATA);
+		s->waiting = 1;
+		return;
+	case SMTP_QUIT:
+		/* Nothing more is read unless the downstream says no. */
+		forward_command(s, line, len, PENDING_QUIT);
+		s->waiting = 1;
+		return;
+	default:
+		break;
+	}
+	if (strncasecmp(line, "XFORWARD", 8) == 0 &&
+	    (line[8] == ' ' || line[8] == '\0')) {
+		if (!s->listener->accept_identity)
+			local_reply(s, "550 5.7.0 Insufficient authorization");
+		else if (parse_identity(s, line[8] ? line + 9 : "", 0) == 0)
+			local_reply(s, "250 2.0.0 Ok");
+		return;
+	}
+	forward_command(s, line, len, PENDING_RELAY);
+}
+
+/*
+ * XCLIENT or XFORWARD from a trusted client (a proxy listener with
+ * accept-identity, e.g. Postfix's smtpd_proxy_filter): the real client
+ * is the one named.  The downstream learns it with the next MAIL.
+ */
+static int
+parse_identity(struct session *s, const char *args, int xclient)
+{
+	char		 key[32], value[512], dec[512];
+	const char	*p = args;
+	long		 port;
+	char		*end;
+	int		 r;
+
+	while ((r = smtp_param_next(&p, key, sizeof(key), value,
+	    sizeof(value))) == 1) {
+		if (xtext_decode(value, dec, sizeof(dec)) == -1)
+			break;
+		if (strcasecmp(dec, "[UNAVAILABLE]") == 0 ||
+		    strcasecmp(dec, "[TEMPUNAVAIL]") == 0)
+			dec[0] = '\0';
+		if (strcmp(key, "ADDR") == 0) {
+			if (strncasecmp(dec, "IPV6:", 5) == 0)
+				memmove(dec, dec + 5, strlen(dec + 5) + 1);
+			snprintf(s->client.addr, sizeof(s->client.addr), "%s",
+			    dec[0] ? dec : "unknown");
+		} else if (strcmp(key, "PORT") == 0) {
+			port = strtol(dec, &end, 10);
+			s->client.port = (*end == '\0' && port >= 0 &&
+			    port <= 65535) ? (int)port : 0;
+		} else if (strcmp(key, "NAME") == 0)
+			snprintf(s->client.rdns, sizeof(s->client.rdns), "%s",
+			    dec);
+		else if (strcmp(key, "HELO") == 0)
+			snprintf(s->client.helo, sizeof(s->client.helo), "%s",
+			    dec);
+		else if (strcmp(key, "PROTO") == 0)
+			s->client.esmtp = strcasecmp(dec, "ESMTP") == 0;
+	}
+	if (r == -1 || *p != '\0') {
+		local_reply(s, xclient ? "501 5.5.4 Syntax: XCLIENT "
+		    "attribute=value..." : "501 5.5.4 Syntax: XFORWARD "
+		    "attribute=value...");
+		return -1;
+	}
+	s->identity_changed = 1;
+	log_info("%016" PRIx64 " smtp identity address=%s port=%d host=%s",
+	    s->id, s->client.addr, s->client.port,
+	    s->client.rdns[0] ? s->client.rdns : "<unknown>");
+	return 0;
+}
+
+static void
+send_down(struct session *s, const char *p, size_t len)
+{
+	if (s->down != NULL)
+		downstream_write(s, p, len);
+}
+
+static void
+pending_push(struct session *s, enum pending_kind kind, const char *text)
+{
+	struct pending	*p;
+
+	if (s->npending == PENDING_MAX)
+		fatalx("%016" PRIx64 " pending replies overflow", s->id);
+	p = &s->pending[(s->pending_head + s->npending) % PENDING_MAX];
+	p->kind = kind;
+	p->text = text ? xstrdup(text) : NULL;
+	s->npending++;
+}
+
+void
+session_pending_internal(struct session *s)
+{
+	pending_push(s, PENDING_INTERNAL, NULL);
+}
+
+static struct pending *
+pending_head(struct session *s)
+{
+	return s->npending ? &s->pending[s->pending_head] : NULL;
+}
+
+static void
+pending_pop(struct session *s)
+{
+	free(s->pending[s->pending_head].text);
+	s->pending[s->pending_head].text = NULL;
+	s->pending_head = (s->pending_head + 1) % PENDING_MAX;
+	s->npending--;
+}
+
+/* A reply of smtpfd's own, in its turn. */
+static void
+local_reply(struct session *s, const char *text)
+{
+	pending_push(s, PENDING_LOCAL, text);
+	session_flush_local(s);
+}
+
+/* Give the replies that wait for nothing but their turn. */
+static void
+session_flush_local(struct session *s)
+{
+	struct pending	*p;
+	size_t		 discarded;
+
+	while ((p = pending_head(s)) != NULL) {
+		if (p->kind == PENDING_LOCAL) {
+			s->front->reply(s, p->text);
+			pending_pop(s);
+			continue;
+		}
+		if (p->kind != PENDING_STARTTLS)
+			return;
+		pending_pop(s);
+		s->front->reply(s, "220 2.0.0 Ready to start TLS");
+		if ((discarded = evbuffer_get_length(s->cin)) > 0) {
+			log_warnx("%016" PRIx64 " smtp dropped %zu bytes sent "
+			    "in clear text after STARTTLS", s->id, discarded);
+			evbuffer_drain(s->cin, discarded);
+		}
+		s->front->starttls(s);
+		return;
+	}
+}
+
+/* Extensions the client must not see from the downstream. */
+static int
+ehlo_masked(const char *keyword)
+{
+	static const char *masked[] = {
+		"STARTTLS", "CHUNKING", "BINARYMIME", "XCLIENT", "XFORWARD",
+		"XEXCH50", "XUSR", NULL,
+	};
+	size_t	 i, n = strcspn(keyword, " =");
+
+	for (i = 0; masked[i]; i++)
+		if (n == strlen(masked[i]) &&
+		    strncasecmp(keyword, masked[i], n) == 0)
+			return 1;
+	return 0;
+}
+
+static void
+reply_ehlo(struct session *s, char **lines, size_t n)
+{
+	const char	*keep[REPLY_MAX_LINES + 4];
+	char		 buf[600];
+	size_t		 i, nkeep = 0;
+
+	keep[nkeep++] = lines[0] + 4;
+	for (i = 1; i < n; i++)
+		if (!ehlo_masked(lines[i] + 4))
+			keep[nkeep++] = lines[i] + 4;
+	if (s->front_tls && !s->client.tls)
+		keep[nkeep++] = "STARTTLS";
+	if (s->listener->accept_identity) {
+		keep[nkeep++] = "XCLIENT NAME ADDR PORT PROTO HELO";
+		keep[nkeep++] = "XFORWARD NAME ADDR PORT PROTO HELO SOURCE "
+		    "IDENT";
+	}
+	for (i = 0; i < nkeep; i++) {
+		snprintf(buf, sizeof(buf), "250%c%s", i + 1 < nkeep ? '-' :
+		    ' ', keep[i]);
+		s->front->reply(s, buf);
+	}
+}
+
+static void
+reply_relay(struct session *s, char **lines, size_t n)
+{
+	size_t	 i;
+
+	for (i = 0; i < n; i++)
+		s->front->reply(s, lines[i]);
+}
+
+/* A whole reply from the downstream, for the oldest pending command. */
+void
+session_down_reply(struct session *s, char **lines, size_t n)
+{
+	struct pending	*p;
+	int		 code = atoi(lines[0]);
+
+	if (s->state == S_CLOSING && (p = pending_head(s)) != NULL &&
+	    p->kind != PENDING_QUIT)
+		return;
+	if ((p = pending_head(s)) == NULL) {
+		if (code == 421) {
+			reply_relay(s, lines, n);
+			session_fail(s, NULL, "downstream closing: 421");
+		} else
+			session_fail(s, "421 4.3.0 Mail server error, try "
+			    "again later", "unexpected reply from downstream");
+		return;
+	}
+	switch (p->kind) {
+	case PENDING_EHLO:
+		if (code == 250)
+			reply_ehlo(s, lines, n);
+		else
+			reply_relay(s, lines, n);
+		break;
+	case PENDING_DATA:
+		reply_relay(s, lines, n);
+		s->waiting = 0;
+		if (code == 354) {
+			s->in_content = 1;
+			s->mid_line = 0;
+		}
+		break;
+	case PENDING_QUIT:
+		reply_relay(s, lines, n);
+		s->waiting = 0;
+		if (code != 221)
+			break;
+		pending_pop(s);
+		s->state = S_CLOSING;
+		downstream_close(s);
+		s->front->close(s);
+		return;
+	case PENDING_INTERNAL:
+		if (code < 200 || code >= 400) {
+			session_fail(s, "421 4.3.0 Mail server error, try "
+			    "again later", "downstream refused our command");
+			return;
+		}
+		break;
+	case PENDING_EOM:
+		reply_relay(s, lines, n);
+		if (code >= 200 && code < 300)
+			stats.messages++;
+		else
+			stats.refused++;
+		log_info("%016" PRIx64 " smtp message downstream=\"%.200s\"",
+		    s->id, lines[n - 1]);
+		break;
+	case PENDING_RELAY:
+		reply_relay(s, lines, n);
+		break;
+	case PENDING_LOCAL:
+	case PENDING_STARTTLS:
+		fatalx("%016" PRIx64 " local reply not flushed", s->id);
+	}
+	pending_pop(s);
+	session_flush_local(s);
+	session_process(s);
+}
+
+void
+sessions_show(struct ipc_chan *chan, uint64_t client)
+{
+	struct session	*s;
+	time_t		 now = time(NULL);
+
+	TAILQ_FOREACH(s, &sessions, entry)
+		ctl_line(chan, client, "%016" PRIx64 " %s:%d helo=%s tls=%s "
+		    "state=%s messages=%zu age=%llds", s->id, s->client.addr,
+		    s->client.port, s->client.helo[0] ? s->client.helo : "-",
+		    s->client.tls ? "yes" : "no",
+		    s->state == S_CONNECTING ? "connecting" :
+		    s->state == S_RELAY ? (s->in_content ? "content" :
+		    "command") : s->state == S_TLS ? "tls" : "closing",
+		    s->nmessages, (long long)(now - s->started));
+}
+
+void
+sessions_stats(struct ipc_chan *chan, uint64_t client)
+{
+	ctl_line(chan, client, "sessions=%zu", nsessions);
+	ctl_line(chan, client, "sessions.total=%zu", stats.sessions);
+	ctl_line(chan, client, "messages.accepted=%zu", stats.messages);
+	ctl_line(chan, client, "messages.refused=%zu", stats.refused);
+	ctl_line(chan, client, "sessions.failed=%zu", stats.failures);
+}
