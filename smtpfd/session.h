@@ -30,7 +30,7 @@
 /* A client line longer than this is cut in pieces (content only). */
 #define SESSION_CHUNK		4000
 #define REPLY_MAX_LINES		64
-#define PENDING_MAX		1024	/* pipelined commands in flight */
+#define PENDING_MAX		256	/* pipelined commands in flight */
 
 struct session;
 
