@@ -182,6 +182,9 @@ proxy_io(struct io *io, enum io_event event, void *arg)
 		    "connection", "client timeout");
 		return;
 	case IO_DISCONNECTED:
+		if (pc->session != NULL && !pc->closing &&
+		    session_client_eof(pc->session))
+			return;		/* replies still due */
 		proxy_free(pc, "client closed");
 		return;
 	case IO_ERROR:

@@ -720,6 +720,27 @@ session_down_reply(struct session *s, char **lines, size_t n)
 	pending_pop(s);
 	session_flush_local(s);
 	session_process(s);
+	if (s->cin_eof && s->npending == 0 && s->state != S_CLOSING) {
+		s->state = S_CLOSING;
+		downstream_close(s);
+		s->front->close(s);
+	}
+}
+
+/*
+ * The client shut its side after its last command: answer what it is
+ * waiting for (a message's end above all: dropping the downstream then
+ * would leave the client to send it again), then close.  1 if the
+ * session goes on for that.
+ */
+int
+session_client_eof(struct session *s)
+{
+	s->cin_eof = 1;
+	if (s->state != S_RELAY || s->npending == 0)
+		return 0;
+	session_process(s);
+	return 1;
 }
 
 void

@@ -142,6 +142,7 @@ struct session	*session_new(struct listener *, const struct front_ops *,
 		    void *, const struct client_info *, int, int);
 void		 session_client_input(struct session *);
 void		 session_client_gone(struct session *, const char *);
+int		 session_client_eof(struct session *);
 void		 session_tls_ready(struct session *, const char *);
 void		 session_front_full(struct session *, int);
 void		 session_fail(struct session *, const char *, const char *);

@@ -148,6 +148,31 @@ check "a client gone mid-DATA: nothing queued" \
 check "a client gone mid-DATA: smtpfd logs the abandoned transaction" \
     grep -q "client left during the content" "$TMP/smtpfd.log"
 
+# A client that pipelines everything, shuts its side and then reads:
+# it still gets every reply, the message's included.
+python3 - "$PPORT" >"$TMP/halfclose.out" <<'PY'
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+s.settimeout(10)
+f = s.makefile("rb")
+f.readline()
+s.sendall(b"EHLO client.example\r\n")
+while f.readline()[3:4] == b"-":
+    pass
+s.sendall(b"MAIL FROM:<a@b.example>\r\nRCPT TO:<u@test.example>\r\nDATA\r\n")
+for _ in range(3):
+    f.readline()
+s.sendall(b"Subject: half closed\r\n\r\nbody\r\n.\r\nQUIT\r\n")
+s.shutdown(socket.SHUT_WR)
+for l in f:
+    sys.stdout.write(l.decode())
+PY
+check "a half-closed client gets the reply to its message" \
+    grep -q "^250 2.0.0 .* Message accepted" "$TMP/halfclose.out"
+check "a half-closed client gets the reply to QUIT" grep -q "^221" "$TMP/halfclose.out"
+check "the half-closed client's message is queued once" \
+    [ "$(message_with "Subject: half closed" | wc -l)" -eq 1 ]
+
 check "smtpfd is still running" is_running "$fpid"
 check "no sanitizer report" no_sanitizer_report "$TMP/smtpfd.log"
 done_testing
