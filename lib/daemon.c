@@ -454,6 +454,23 @@ daemon_shutdown(int status)
 	parent_shutdown(status);
 }
 
+void
+daemon_setverbose(int verbose)
+{
+	struct proc_child	*c;
+	size_t			 i;
+
+	log_setverbose(verbose);
+	for (i = 0; i < parent.nchildren; i++) {
+		c = &parent.children[i];
+		if (!c->alive)
+			continue;
+		ipc_begin(&c->chan, PROC_MSG_VERBOSE, -1);
+		ipc_add_u32(&c->chan, (uint32_t)verbose);
+		ipc_end(&c->chan);
+	}
+}
+
 /* Stop every child, wait for them, exit with status. */
 static void
 parent_shutdown(int status)

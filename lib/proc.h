@@ -114,6 +114,8 @@ void	 daemon_main(const struct daemon_desc *, int, char **)
 	    __attribute__((noreturn));
 /* parent: stop the children, then exit with this status */
 void	 daemon_shutdown(int);
+/* parent: set the log verbosity of every process */
+void	 daemon_setverbose(int);
 /* Statements every daemon has (user, chroot); 1 if cf held one. */
 int	 daemon_parse_settings(struct conf *, struct proc_settings *);
 

@@ -167,10 +167,33 @@ parent_send_config(struct proc_child *c)
 	}
 }
 
+/* Requests the control process forwards to the parent. */
 int
 parent_dispatch(struct ipc_chan *chan, struct ipc_msg *msg)
 {
-	(void)chan;
-	(void)msg;
+	uint64_t	 client;
+	uint32_t	 cmd;
+
+	if (msg->type != SMTPFD_MSG_CTL_REQUEST ||
+	    strcmp(chan->peer, "control") != 0)
+		return -1;
+	client = ipc_get_u64(msg);
+	cmd = ipc_get_u32(msg);
+	(void)ipc_get_string(msg);
+	ipc_get_end(msg);
+	switch (cmd) {
+	case CTL_LOG_VERBOSE:
+	case CTL_LOG_BRIEF:
+		daemon_setverbose(cmd == CTL_LOG_VERBOSE ? 2 : 0);
+		log_info("log %s", cmd == CTL_LOG_VERBOSE ? "verbose" :
+		    "brief");
+		ctl_end(chan, client, 0, "log %s", cmd == CTL_LOG_VERBOSE ?
+		    "verbose" : "brief");
+		return 0;
+	case CTL_RELOAD:
+		ctl_end(chan, client, 1,
+		    "reload is not supported yet: restart smtpfd");
+		return 0;
+	}
 	return -1;
 }
