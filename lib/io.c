@@ -171,6 +171,9 @@ io_start_tls_client(struct io *io, struct tls *ctx, const char *servername)
 	}
 	io->tls = ctx;
 	io->tls_handshaking = 1;
+	/* The client speaks first: wait to write the ClientHello, not to
+	 * read. */
+	io->tls_want = TLS_WANT_POLLOUT;
 	io_reload(io);
 	return 0;
 }

@@ -9,7 +9,7 @@
 const struct ipc_type mtad_types[] = {
 	PROC_IPC_TYPES,
 	{ MTAD_MSG_LISTENER,	"LISTENER",	"u",	IPC_FD_REQUIRED },
-	{ MTAD_MSG_PKI,		"PKI",		"sdd",	IPC_FD_NONE },
+	{ MTAD_MSG_PKI,		"PKI",		"sddd",	IPC_FD_NONE },
 	{ MTAD_MSG_TABLE_ITEM,	"TABLE_ITEM",	"sss",	IPC_FD_NONE },
 	{ MTAD_MSG_MESSAGE_CREATE, "MESSAGE_CREATE", "q", IPC_FD_NONE },
 	{ MTAD_MSG_MESSAGE_CREATED, "MESSAGE_CREATED", "qu", IPC_FD_OPTIONAL },
@@ -24,6 +24,8 @@ const struct ipc_type mtad_types[] = {
 	{ MTAD_MSG_CTL_REQUEST,	"CTL_REQUEST",	"qus",	IPC_FD_NONE },
 	{ MTAD_MSG_CTL_LINE,	"CTL_LINE",	"qs",	IPC_FD_NONE },
 	{ MTAD_MSG_CTL_END,	"CTL_END",	"qus",	IPC_FD_NONE },
+	{ MTAD_MSG_SMTPF_CONNECT, "SMTPF_CONNECT", "u",	IPC_FD_NONE },
+	{ MTAD_MSG_SMTPF_SOCKET, "SMTPF_SOCKET", "us",	IPC_FD_OPTIONAL },
 };
 
 _Static_assert(sizeof(mtad_types) / sizeof(mtad_types[0]) == MTAD_NTYPES,

@@ -3,7 +3,7 @@
  *
  * Processes (see lib/proc.h for the framework):
  *	parent	privileged: configuration, listening sockets, certificates,
- *		table files, supervision
+ *		table files, smtpf sockets, supervision
  *	smtp	the SMTP server: client sessions, rules (chrooted, empty dir)
  *	queue	the spool: the only process that touches queued mail
  *		(chrooted into the queue directory)
@@ -44,7 +44,7 @@
 /* mtad's own message types, after the framework's. */
 enum mtad_msg_type {
 	MTAD_MSG_LISTENER = 100,	/* parent -> smtp: u32 index, fd */
-	MTAD_MSG_PKI,			/* parent -> smtp: name, cert, key */
+	MTAD_MSG_PKI,			/* parent -> smtp: name, cert, key, ca */
 	MTAD_MSG_TABLE_ITEM,		/* parent -> smtp: table, key, value */
 	MTAD_MSG_MESSAGE_CREATE,	/* smtp -> queue: q request */
 	MTAD_MSG_MESSAGE_CREATED,	/* queue -> smtp: q req, u32 msgid, fd */
@@ -59,9 +59,11 @@ enum mtad_msg_type {
 	MTAD_MSG_CTL_REQUEST,		/* q client, u command, s argument */
 	MTAD_MSG_CTL_LINE,		/* q client, s one line of output */
 	MTAD_MSG_CTL_END,		/* q client, u status, s message */
+	MTAD_MSG_SMTPF_CONNECT,		/* smtp -> parent: u32 endpoint */
+	MTAD_MSG_SMTPF_SOCKET,		/* parent -> smtp: u32, s error, fd */
 };
 
-#define MTAD_NTYPES	(PROC_IPC_NTYPES + MTAD_MSG_CTL_END - 100 + 1)
+#define MTAD_NTYPES	(PROC_IPC_NTYPES + MTAD_MSG_SMTPF_SOCKET - 100 + 1)
 
 /* mtactl commands (CTL_REQUEST) */
 enum ctl_command {
@@ -116,6 +118,27 @@ enum listener_tls {
 	LISTEN_TLS_SMTPS,	/* "smtps": TLS from the first byte */
 };
 
+/*
+ * An smtpfd a filtered listener hands its clients to (protocol/smtpf.md):
+ * "unix:/path" or "tls://ADDRESS:PORT".  Listeners naming the same URL
+ * (and client pki) share one endpoint, hence one link.
+ */
+enum smtpf_transport {
+	SMTPF_TRANSPORT_UNIX,
+	SMTPF_TRANSPORT_TLS,
+};
+
+struct smtpf_endpoint {
+	TAILQ_ENTRY(smtpf_endpoint) entry;
+	unsigned int		 index;		/* statement order */
+	char			*url;		/* as configured, for logs */
+	enum smtpf_transport	 transport;
+	char			*path;		/* unix */
+	char			*host;		/* tls: address, no brackets */
+	int			 port;
+	char			*pki;		/* tls: our cert, key, and ca */
+};
+
 struct listener {
 	TAILQ_ENTRY(listener)	 entry;
 	unsigned int		 index;		/* statement order */
@@ -128,6 +151,12 @@ struct listener {
 	char			*pki;
 	struct table		*xclient_from;
 	int			 mask_src;
+	/* filter smtpf: clients go to one of these, round robin */
+	struct smtpf_endpoint	**filters;
+	size_t			 nfilters;
+	size_t			 filter_next;	/* smtp process: next to try */
+	int			 filter_bypass;	/* none up: serve unfiltered */
+	char			*filter_pki;
 };
 
 struct pki {
@@ -139,6 +168,9 @@ struct pki {
 	size_t			 cert_len;
 	char			*key;
 	size_t			 key_len;
+	char			*ca_file;	/* verifies smtpfd's certificate */
+	char			*ca;
+	size_t			 ca_len;
 };
 
 enum action_kind {
@@ -200,6 +232,8 @@ struct mtad_conf {
 	int			 queue_ttl;
 	unsigned int		 nlisteners;
 	TAILQ_HEAD(, listener)	 listeners;
+	unsigned int		 nendpoints;
+	TAILQ_HEAD(, smtpf_endpoint) endpoints;
 	TAILQ_HEAD(, table)	 tables;
 	TAILQ_HEAD(, pki)	 pkis;
 	TAILQ_HEAD(, action)	 actions;
@@ -253,6 +287,7 @@ void	 mtad_parse(struct conf *);
 struct table *table_find(const char *);
 struct listener *listener_find(unsigned int);
 struct pki *pki_find(const char *);
+struct smtpf_endpoint *endpoint_find(unsigned int);
 
 /* table.c */
 struct table *table_new(const char *, const char *);

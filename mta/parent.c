@@ -1,7 +1,8 @@
 /*
  * What mtad's privileged parent does besides supervising: prepare the
  * queue directory, open the listening sockets, and hand the smtp process
- * what it may not read itself (sockets, certificates, table files).
+ * what it may not read itself (sockets, certificates, table files), and
+ * the sockets of its smtpf links, which it may not connect itself.
  */
 #include <sys/types.h>
 #include <sys/socket.h>
@@ -231,6 +232,7 @@ send_smtp_config(struct proc_child *c)
 		ipc_add_string(&c->chan, p->name);
 		ipc_add_data(&c->chan, p->cert, p->cert_len);
 		ipc_add_data(&c->chan, p->key, p->key_len);
+		ipc_add_data(&c->chan, p->ca ? p->ca : "", p->ca_len);
 		ipc_end(&c->chan);
 	}
 	send_tables(c);
@@ -335,7 +337,77 @@ set_verbose(int verbose)
 	}
 }
 
-/* Requests the control process forwards to the parent. */
+/*
+ * A socket to an smtpfd endpoint, for the smtp process, which cannot
+ * connect itself: it lives chrooted in an empty directory.  Connecting
+ * never blocks: a TCP connect still in progress travels as it is and the
+ * smtp process waits for it; a unix socket connects at once or fails.
+ */
+static int
+endpoint_connect(const struct smtpf_endpoint *e, char *err, size_t errlen)
+{
+	struct sockaddr_storage	 ss;
+	struct sockaddr_un	*sun = (struct sockaddr_un *)(void *)&ss;
+	struct sockaddr_in	*sin = (struct sockaddr_in *)(void *)&ss;
+	struct sockaddr_in6	*sin6 = (struct sockaddr_in6 *)(void *)&ss;
+	socklen_t		 len;
+	int			 fd;
+
+	memset(&ss, 0, sizeof(ss));
+	if (e->transport == SMTPF_TRANSPORT_UNIX) {
+		sun->sun_family = AF_UNIX;
+		/* the grammar checked that it fits */
+		memcpy(sun->sun_path, e->path, strlen(e->path) + 1);
+		len = sizeof(*sun);
+	} else if (inet_pton(AF_INET, e->host, &sin->sin_addr) == 1) {
+		sin->sin_family = AF_INET;
+		sin->sin_port = htons((uint16_t)e->port);
+		len = sizeof(*sin);
+	} else if (inet_pton(AF_INET6, e->host, &sin6->sin6_addr) == 1) {
+		sin6->sin6_family = AF_INET6;
+		sin6->sin6_port = htons((uint16_t)e->port);
+		len = sizeof(*sin6);
+	} else
+		fatalx("smtpf endpoint %s: bad address", e->url);
+	if ((fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK |
+	    SOCK_CLOEXEC, 0)) == -1) {
+		snprintf(err, errlen, "socket: %s", strerror(errno));
+		return -1;
+	}
+	if (connect(fd, (struct sockaddr *)&ss, len) == -1 &&
+	    errno != EINPROGRESS) {
+		snprintf(err, errlen, "connect: %s", strerror(errno));
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static int
+parent_smtpf_connect(struct ipc_chan *chan, struct ipc_msg *msg)
+{
+	const struct smtpf_endpoint	*e;
+	char				 err[256];
+	uint32_t			 index;
+	int				 fd;
+
+	index = ipc_get_u32(msg);
+	ipc_get_end(msg);
+	if ((e = endpoint_find(index)) == NULL)
+		return -1;
+	err[0] = '\0';
+	fd = endpoint_connect(e, err, sizeof(err));
+	ipc_begin(chan, MTAD_MSG_SMTPF_SOCKET, fd);
+	ipc_add_u32(chan, index);
+	ipc_add_string(chan, err);
+	ipc_end(chan);
+	return 0;
+}
+
+/*
+ * Requests the control process forwards to the parent, and the smtp
+ * process's requests for smtpf sockets.
+ */
 int
 parent_dispatch(struct ipc_chan *chan, struct ipc_msg *msg)
 {
@@ -343,6 +415,9 @@ parent_dispatch(struct ipc_chan *chan, struct ipc_msg *msg)
 	uint64_t	 client;
 	uint32_t	 cmd;
 
+	if (msg->type == MTAD_MSG_SMTPF_CONNECT &&
+	    strcmp(chan->peer, "smtp") == 0)
+		return parent_smtpf_connect(chan, msg);
 	if (msg->type != MTAD_MSG_CTL_REQUEST ||
 	    strcmp(chan->peer, "control") != 0)
 		return -1;

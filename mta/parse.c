@@ -8,6 +8,7 @@
  */
 #include <sys/types.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -38,6 +39,14 @@ static void	 parse_match(struct conf *);
 static struct table *parse_table_ref(struct conf *);
 static int	 parse_inline_table(struct conf *, struct table *);
 static char	*read_pem(struct conf *, const char *, size_t *);
+static int	 parse_filter(struct conf *, struct listener *, char ***,
+		    size_t *);
+static int	 listen_check_filter(struct conf *, struct listener *, char **,
+		    size_t);
+static struct smtpf_endpoint *endpoint_get(struct conf *, const char *,
+		    const char *);
+static void	 endpoint_free(struct smtpf_endpoint *);
+static void	 listener_free(struct listener *);
 
 static const struct {
 	const char	*keyword;
@@ -77,6 +86,7 @@ mtad_conf_init(void)
 	mtad_conf->data_timeout = DEF_DATA_TIMEOUT;
 	mtad_conf->queue_ttl = DEF_QUEUE_TTL;
 	TAILQ_INIT(&mtad_conf->listeners);
+	TAILQ_INIT(&mtad_conf->endpoints);
 	TAILQ_INIT(&mtad_conf->tables);
 	TAILQ_INIT(&mtad_conf->pkis);
 	TAILQ_INIT(&mtad_conf->actions);
@@ -87,19 +97,20 @@ mtad_conf_init(void)
 void
 mtad_conf_free(void)
 {
-	struct listener	*l;
-	struct table	*t;
-	struct pki	*p;
-	struct action	*a;
-	struct rule	*r;
+	struct listener		*l;
+	struct smtpf_endpoint	*e;
+	struct table		*t;
+	struct pki		*p;
+	struct action		*a;
+	struct rule		*r;
 
 	while ((l = TAILQ_FIRST(&mtad_conf->listeners)) != NULL) {
 		TAILQ_REMOVE(&mtad_conf->listeners, l, entry);
-		free(l->on);
-		free(l->hostname);
-		free(l->tag);
-		free(l->pki);
-		free(l);
+		listener_free(l);
+	}
+	while ((e = TAILQ_FIRST(&mtad_conf->endpoints)) != NULL) {
+		TAILQ_REMOVE(&mtad_conf->endpoints, e, entry);
+		endpoint_free(e);
 	}
 	while ((t = TAILQ_FIRST(&mtad_conf->tables)) != NULL) {
 		TAILQ_REMOVE(&mtad_conf->tables, t, entry);
@@ -113,8 +124,10 @@ mtad_conf_free(void)
 		free(p->name);
 		free(p->cert_file);
 		free(p->key_file);
+		free(p->ca_file);
 		free(p->cert);
 		free(p->key);
+		free(p->ca);
 		free(p);
 	}
 	while ((a = TAILQ_FIRST(&mtad_conf->actions)) != NULL) {
@@ -187,6 +200,17 @@ pki_find(const char *name)
 	TAILQ_FOREACH(p, &mtad_conf->pkis, entry)
 		if (strcmp(p->name, name) == 0)
 			return p;
+	return NULL;
+}
+
+struct smtpf_endpoint *
+endpoint_find(unsigned int index)
+{
+	struct smtpf_endpoint	*e;
+
+	TAILQ_FOREACH(e, &mtad_conf->endpoints, entry)
+		if (e->index == index)
+			return e;
 	return NULL;
 }
 
@@ -335,22 +359,23 @@ read_pem(struct conf *cf, const char *path, size_t *len)
 	return buf;
 }
 
-/*	pki NAME cert|key FILE */
+/*	pki NAME cert|key|ca FILE */
 static void
 parse_pki(struct conf *cf)
 {
+	static const char *const kinds[] = { "cert", "key", "ca" };
 	const char	*name, *file;
 	struct pki	*p;
-	int		 is_cert;
+	char		**path[3], **pem[3];
+	size_t		*len[3], k;
 
 	if ((name = conf_word(cf, "a pki name")) == NULL)
 		return;
-	if (conf_accept(cf, "cert"))
-		is_cert = 1;
-	else if (conf_accept(cf, "key"))
-		is_cert = 0;
-	else {
-		conf_error(cf, "expected cert or key, got %s",
+	for (k = 0; k < 3; k++)
+		if (conf_accept(cf, kinds[k]))
+			break;
+	if (k == 3) {
+		conf_error(cf, "expected cert, key or ca, got %s",
 		    conf_describe(conf_peek(cf)));
 		return;
 	}
@@ -361,16 +386,14 @@ parse_pki(struct conf *cf)
 		p->name = xstrdup(name);
 		TAILQ_INSERT_TAIL(&mtad_conf->pkis, p, entry);
 	}
-	if (is_cert) {
-		free(p->cert_file);
-		p->cert_file = xstrdup(file);
-		if (!cf->shipped && !cf->no_files)
-			p->cert = read_pem(cf, file, &p->cert_len);
-	} else {
-		free(p->key_file);
-		p->key_file = xstrdup(file);
-		if (!cf->shipped && !cf->no_files)
-			p->key = read_pem(cf, file, &p->key_len);
+	path[0] = &p->cert_file, pem[0] = &p->cert, len[0] = &p->cert_len;
+	path[1] = &p->key_file, pem[1] = &p->key, len[1] = &p->key_len;
+	path[2] = &p->ca_file, pem[2] = &p->ca, len[2] = &p->ca_len;
+	free(*path[k]);
+	*path[k] = xstrdup(file);
+	if (!cf->shipped && !cf->no_files) {
+		free(*pem[k]);
+		*pem[k] = read_pem(cf, file, len[k]);
 	}
 }
 
@@ -460,16 +483,196 @@ parse_table_ref(struct conf *cf)
 	return t;
 }
 
+static void
+listener_free(struct listener *l)
+{
+	free(l->on);
+	free(l->pki);
+	free(l->hostname);
+	free(l->tag);
+	free(l->filters);
+	free(l->filter_pki);
+	free(l);
+}
+
+static void
+endpoint_free(struct smtpf_endpoint *e)
+{
+	free(e->url);
+	free(e->path);
+	free(e->host);
+	free(e->pki);
+	free(e);
+}
+
+/*
+ * "unix:/path" or "tls://ADDRESS:PORT", ADDRESS an IPv4 address or an
+ * IPv6 one in brackets.  No host names: the parent connects without
+ * ever waiting for DNS.
+ */
+static int
+endpoint_parse_url(const char *url, struct smtpf_endpoint *e)
+{
+	struct sockaddr_un	 sun;
+	unsigned char		 addr[16];
+	const char		*p, *colon;
+	char			*end;
+	long			 port;
+
+	if (strncmp(url, "unix:", 5) == 0) {
+		if (url[5] != '/' || strlen(url + 5) >= sizeof(sun.sun_path))
+			return -1;
+		e->transport = SMTPF_TRANSPORT_UNIX;
+		e->path = xstrdup(url + 5);
+		return 0;
+	}
+	if (strncmp(url, "tls://", 6) != 0)
+		return -1;
+	p = url + 6;
+	if (*p == '[') {
+		if ((colon = strstr(p, "]:")) == NULL)
+			return -1;
+		e->host = xstrndup(p + 1, (size_t)(colon - p - 1));
+		colon++;
+		if (inet_pton(AF_INET6, e->host, addr) != 1)
+			return -1;
+	} else {
+		if ((colon = strrchr(p, ':')) == NULL)
+			return -1;
+		e->host = xstrndup(p, (size_t)(colon - p));
+		if (inet_pton(AF_INET, e->host, addr) != 1)
+			return -1;
+	}
+	errno = 0;
+	port = strtol(colon + 1, &end, 10);
+	if (colon[1] < '0' || colon[1] > '9' || *end != '\0' || errno ||
+	    port < 1 || port > 65535)
+		return -1;
+	e->transport = SMTPF_TRANSPORT_TLS;
+	e->port = (int)port;
+	return 0;
+}
+
+/* The endpoint for this URL and client pki, made on first use. */
+static struct smtpf_endpoint *
+endpoint_get(struct conf *cf, const char *url, const char *pki)
+{
+	struct smtpf_endpoint	*e, *o;
+
+	e = xcalloc(1, sizeof(*e));
+	e->url = xstrdup(url);
+	if (endpoint_parse_url(url, e) == -1) {
+		conf_error(cf, "smtpf endpoint '%s': expected unix:/path or "
+		    "tls://ADDRESS:PORT (IPv6 in brackets)", url);
+		endpoint_free(e);
+		return NULL;
+	}
+	if (e->transport == SMTPF_TRANSPORT_TLS) {
+		if (pki == NULL) {
+			conf_error(cf, "smtpf endpoint %s: tls needs "
+			    "filter-pki", url);
+			endpoint_free(e);
+			return NULL;
+		}
+		e->pki = xstrdup(pki);
+	}
+	TAILQ_FOREACH(o, &mtad_conf->endpoints, entry)
+		if (strcmp(o->url, e->url) == 0 && (e->pki == NULL ?
+		    o->pki == NULL : o->pki && strcmp(o->pki, e->pki) == 0)) {
+			endpoint_free(e);
+			return o;
+		}
+	e->index = mtad_conf->nendpoints++;
+	TAILQ_INSERT_TAIL(&mtad_conf->endpoints, e, entry);
+	return e;
+}
+
+/* A listener's tag travels in open as one word. */
+static int
+valid_smtpf_word(const char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char)*s <= ' ' || *s == '|' || *s == 127)
+			return 0;
+	return 1;
+}
+
+/*	filter smtpf URL [smtpf URL ...] (after "filter") */
+static int
+parse_filter(struct conf *cf, struct listener *l, char ***urls, size_t *n)
+{
+	const char	*s;
+
+	if (*n > 0) {
+		conf_error(cf, "listen on %s: filter given twice", l->on);
+		return 0;
+	}
+	if (!conf_expect(cf, "smtpf"))
+		return 0;
+	do {
+		if ((s = conf_word(cf, "an smtpf endpoint")) == NULL)
+			return 0;
+		*urls = xreallocarray(*urls, *n + 1, sizeof(**urls));
+		(*urls)[(*n)++] = xstrdup(s);
+	} while (conf_accept(cf, "smtpf"));
+	return 1;
+}
+
+/* Once the whole statement is read: filter-pki may follow the URLs. */
+static int
+listen_check_filter(struct conf *cf, struct listener *l, char **urls,
+    size_t n)
+{
+	struct pki	*p;
+	size_t		 i;
+
+	if (n == 0) {
+		if (l->filter_bypass || l->filter_pki)
+			conf_error(cf, "listen on %s: bypass and filter-pki "
+			    "need filter smtpf", l->on);
+		return !cf->failed;
+	}
+	if (l->tag != NULL && (!valid_smtpf_word(l->tag) ||
+	    strlen(l->tag) > 255 || l->tag[0] == '\0')) {
+		conf_error(cf, "listen on %s: tag %s cannot be carried by "
+		    "smtpf (blank or |)", l->on, l->tag);
+		return 0;
+	}
+	if (l->filter_pki != NULL) {
+		if ((p = pki_find(l->filter_pki)) == NULL) {
+			conf_error(cf, "listen on %s: unknown pki %s", l->on,
+			    l->filter_pki);
+			return 0;
+		}
+		if (!p->cert_file || !p->key_file || !p->ca_file) {
+			conf_error(cf, "listen on %s: filter-pki %s needs a "
+			    "cert, a key and a ca", l->on, l->filter_pki);
+			return 0;
+		}
+	}
+	l->filters = xcalloc(n, sizeof(*l->filters));
+	for (i = 0; i < n; i++) {
+		if ((l->filters[i] = endpoint_get(cf, urls[i],
+		    l->filter_pki)) == NULL)
+			return 0;
+		l->nfilters++;
+	}
+	return 1;
+}
+
 /*
  *	listen on ADDRESS|INTERFACE [family inet4|inet6] [port N]
  *	    [tls | tls-require | smtps] [pki NAME] [hostname NAME] [tag TAG]
  *	    [xclient from <table>] [mask-src]
+ *	    [filter smtpf URL [smtpf URL ...]] [filter-pki NAME] [bypass]
  */
 static void
 parse_listen(struct conf *cf)
 {
 	struct listener	*l;
 	const char	*s;
+	char		**urls = NULL;
+	size_t		 nurls = 0, i;
 	long long	 n;
 	int		 port_set = 0;
 
@@ -513,6 +716,13 @@ parse_listen(struct conf *cf)
 				l->xclient_from = parse_table_ref(cf);
 		} else if (conf_accept(cf, "mask-src"))
 			l->mask_src = 1;
+		else if (conf_accept(cf, "filter"))
+			parse_filter(cf, l, &urls, &nurls);
+		else if (conf_accept(cf, "filter-pki")) {
+			if ((s = conf_word(cf, "a pki name")) != NULL)
+				l->filter_pki = xstrdup(s);
+		} else if (conf_accept(cf, "bypass"))
+			l->filter_bypass = 1;
 		else
 			conf_error(cf, "unexpected %s in listen",
 			    conf_describe(conf_peek(cf)));
@@ -523,12 +733,13 @@ parse_listen(struct conf *cf)
 		conf_error(cf, "listen on %s: tls needs a pki", l->on);
 	if (!cf->failed && l->pki != NULL && pki_find(l->pki) == NULL)
 		conf_error(cf, "listen on %s: unknown pki %s", l->on, l->pki);
+	if (!cf->failed)
+		listen_check_filter(cf, l, urls, nurls);
+	for (i = 0; i < nurls; i++)
+		free(urls[i]);
+	free(urls);
 	if (cf->failed) {
-		free(l->on);
-		free(l->pki);
-		free(l->hostname);
-		free(l->tag);
-		free(l);
+		listener_free(l);
 		return;
 	}
 	l->index = mtad_conf->nlisteners++;

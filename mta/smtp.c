@@ -2,7 +2,9 @@
  * The smtp process: it receives its listening sockets, certificates and
  * table contents from the parent, accepts clients, and runs one session
  * per client (smtp_session.c).  It asks the queue process for a message
- * file at DATA and for the commit at the end of DATA.
+ * file at DATA and for the commit at the end of DATA.  The clients of a
+ * "filter smtpf" listener go to smtpfd instead (smtpf_session.c, over
+ * the links of smtpf_link.c), and never reach the queue from here.
  */
 #include <sys/types.h>
 #include <sys/socket.h>
@@ -55,9 +57,9 @@ static struct session *smtp_session_by_id(uint64_t);
 void
 smtp_init(struct ipc_chan *parent)
 {
-	(void)parent;
 	if (tls_init() == -1)
 		fatalx("tls_init");
+	smtpf_links_init(parent);
 	evtimer_set(&ev_accept_pause, smtp_accept_resume, NULL);
 }
 
@@ -122,6 +124,7 @@ smtp_configured(struct ipc_chan *parent)
 		    ls);
 		event_add(&ls->ev, NULL);
 	}
+	smtpf_links_start();
 }
 
 static void
@@ -150,7 +153,7 @@ smtp_accept(int fd, short event, void *arg)
 	struct session		*s;
 	struct timeval		 tv = { ACCEPT_PAUSE_SECONDS, 0 };
 	socklen_t		 len = sizeof(ss);
-	int			 cfd;
+	int			 cfd, r;
 
 	(void)event;
 	if ((cfd = accept4(fd, (struct sockaddr *)&ss, &len,
@@ -179,6 +182,19 @@ smtp_accept(int fd, short event, void *arg)
 		close(cfd);
 		log_warnx("refused a client: %zu sessions already", nsessions);
 		return;
+	}
+	if (ls->listener->nfilters > 0) {
+		/* counted first: it may end before fsession_new returns */
+		nsessions++;
+		r = fsession_new(ls->listener, cfd, &ss);
+		if (r == 0) {
+			stat_sessions++;
+			return;
+		}
+		nsessions--;
+		if (r == -1)
+			return;
+		/* bypass: no smtpfd is up, the session runs unfiltered */
 	}
 	if ((s = session_new(ls->listener, cfd, &ss)) == NULL) {
 		(void)!write(cfd, tempfail, sizeof(tempfail) - 1);
@@ -224,10 +240,17 @@ smtp_ctl(struct ipc_chan *chan, uint64_t client, uint32_t cmd,
 		    stat_sessions);
 		ctl_line(chan, client, "smtp.messages=%zu", stat_messages);
 		ctl_line(chan, client, "smtp.paused=%s", paused ? "yes" : "no");
+		smtpf_link_stats(chan, client);
 		ctl_end(chan, client, 0, "%s", "");
 		return;
 	}
 	ctl_end(chan, client, 1, "unexpected request");
+}
+
+void
+smtp_fsession_gone(void)
+{
+	nsessions--;
 }
 
 void
@@ -293,9 +316,9 @@ int
 smtp_dispatch(struct ipc_chan *chan, struct ipc_msg *msg)
 {
 	struct session	*s;
-	const void	*cert, *key;
+	const void	*cert, *key, *ca;
 	const char	*name, *k;
-	size_t		 certlen, keylen;
+	size_t		 certlen, keylen, calen;
 	uint64_t	 req;
 	uint32_t	 u;
 	int		 r;
@@ -303,8 +326,8 @@ smtp_dispatch(struct ipc_chan *chan, struct ipc_msg *msg)
 	if ((r = table_dispatch(chan, msg)) != 0)
 		return r == 1 ? 0 : -1;
 	/* Sockets and certificates come from the parent only. */
-	if ((msg->type == MTAD_MSG_LISTENER || msg->type == MTAD_MSG_PKI) &&
-	    strcmp(chan->peer, "parent"))
+	if ((msg->type == MTAD_MSG_LISTENER || msg->type == MTAD_MSG_PKI ||
+	    msg->type == MTAD_MSG_SMTPF_SOCKET) && strcmp(chan->peer, "parent"))
 		return -1;
 	switch (msg->type) {
 	case MTAD_MSG_CTL_REQUEST:
@@ -325,11 +348,20 @@ smtp_dispatch(struct ipc_chan *chan, struct ipc_msg *msg)
 		name = ipc_get_string(msg);
 		cert = ipc_get_data(msg, &certlen);
 		key = ipc_get_data(msg, &keylen);
+		ca = ipc_get_data(msg, &calen);
 		ipc_get_end(msg);
 		smtp_add_tls_server(name, cert, certlen, key, keylen);
+		if (calen > 0)
+			smtpf_add_client_pki(name, cert, certlen, key, keylen,
+			    ca, calen);
 		/* The key stays in libtls only. */
 		explicit_bzero((void *)(uintptr_t)key, keylen);
 		return 0;
+	case MTAD_MSG_SMTPF_SOCKET:
+		u = ipc_get_u32(msg);
+		k = ipc_get_string(msg);
+		ipc_get_end(msg);
+		return smtpf_link_socket(u, msg->fd, k);
 	case MTAD_MSG_MESSAGE_CREATED:
 		if (strcmp(chan->peer, "queue") != 0)
 			return -1;

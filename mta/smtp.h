@@ -12,6 +12,7 @@
 
 #include "io.h"
 #include "mtad.h"
+#include "smtpf.h"
 
 enum session_state {
 	S_GREETING,	/* sending the banner (after TLS for smtps) */
@@ -75,9 +76,67 @@ struct session {
 	struct tx		*tx;
 };
 
+/*
+ * A client of a "filter smtpf" listener: mtad moves its bytes to and
+ * from smtpfd over a link (smtpf_link.c) and says nothing of its own
+ * (smtpf_session.c).
+ */
+enum fsession_state {
+	FS_TLS_ACCEPT,		/* smtps: handshake before open */
+	FS_OPEN,		/* lines go up, replies come down */
+	FS_STARTTLS_FLUSH,	/* starttls: writing the replies before it */
+	FS_STARTTLS,		/* handshake with the client */
+	FS_CLOSE_FLUSH,		/* close: writing the last replies */
+	FS_DRAIN,		/* off the link: last words, then close */
+};
+
+struct smtpf_link;
+
+struct fsession {
+	TAILQ_ENTRY(fsession)	 entry;		/* all of them */
+	TAILQ_ENTRY(fsession)	 link_entry;	/* its link's */
+	uint64_t		 id;		/* the SID once opened, or 0 */
+	struct smtpf_link	*link;		/* NULL once off the link */
+	struct listener		*listener;
+	struct io		*io;
+	struct sockaddr_storage	 client;
+	struct sockaddr_storage	 local;
+	enum fsession_state	 state;
+	int			 peer_paused;	/* smtpfd said pause */
+	int			 out_paused;	/* we said pause */
+	int			 tls;
+	const char		*reason;	/* FS_DRAIN: for the log */
+};
+
+/* smtpf_link.c */
+void		 smtpf_links_init(struct ipc_chan *);
+void		 smtpf_add_client_pki(const char *, const void *, size_t,
+		    const void *, size_t, const void *, size_t);
+void		 smtpf_links_start(void);
+int		 smtpf_link_socket(uint32_t, int, const char *);
+struct smtpf_link *smtpf_link_pick(struct listener *);
+uint64_t	 smtpf_link_open(struct smtpf_link *);
+void		 smtpf_link_attach(struct smtpf_link *, struct fsession *);
+void		 smtpf_link_detach(struct smtpf_link *, struct fsession *);
+int		 smtpf_link_blocked(struct smtpf_link *);
+void		 smtpf_link_send(struct smtpf_link *, enum smtpf_type,
+		    const char *[], size_t);
+const char	*smtpf_link_name(struct smtpf_link *);
+void		 smtpf_link_stats(struct ipc_chan *, uint64_t);
+
+/* smtpf_session.c */
+int		 fsession_new(struct listener *, int,
+		    const struct sockaddr_storage *);
+int		 fsession_message(struct fsession *, const struct smtpf_msg *,
+		    char *, size_t);
+void		 fsession_link_lost(struct fsession *);
+void		 fsession_update_reading(struct fsession *);
+size_t		 fsession_count(void);
+
 /* smtp.c */
 struct tls	*smtp_tls_server(const char *);
 void		 smtp_session_gone(struct session *);
+void		 smtp_fsession_gone(void);
 void		 smtp_request_message(struct session *);
 void		 smtp_request_commit(struct session *);
 void		 smtp_request_rollback(uint32_t);
