@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "conf.h"
+#include "log.h"
 #include "xmalloc.h"
 
 #define CONF_MAX_FILE		(4 * 1024 * 1024)
@@ -136,6 +137,19 @@ conf_define(struct conf *cf, const char *def)
 	return ok ? 0 : -1;
 }
 
+/* A file that cannot be read: not a statement's error. */
+static void
+conf_file_error(struct conf *cf, const char *path, const char *why)
+{
+	if (cf->errors++ == 0)
+		snprintf(cf->first_error, sizeof(cf->first_error), "%s: %s",
+		    path, why);
+	if (cf->log_errors)
+		log_warnx("%s: %s", path, why);
+	else
+		fprintf(stderr, "%s: %s\n", path, why);
+}
+
 int
 conf_open(struct conf *cf, const char *path)
 {
@@ -144,18 +158,16 @@ conf_open(struct conf *cf, const char *path)
 	size_t	 len;
 
 	if ((fp = fopen(path, "r")) == NULL) {
-		fprintf(stderr, "%s: %s\n", path, strerror(errno));
-		cf->errors++;
+		conf_file_error(cf, path, strerror(errno));
 		return -1;
 	}
 	buf = xmalloc(CONF_MAX_FILE + 1);
 	len = fread(buf, 1, CONF_MAX_FILE + 1, fp);
 	if (ferror(fp) || len > CONF_MAX_FILE) {
-		fprintf(stderr, "%s: %s\n", path, ferror(fp) ?
-		    "read error" : "file too large");
+		conf_file_error(cf, path, ferror(fp) ? "read error" :
+		    "file too large");
 		fclose(fp);
 		free(buf);
-		cf->errors++;
 		return -1;
 	}
 	fclose(fp);
@@ -543,15 +555,24 @@ conf_error(struct conf *cf, const char *fmt, ...)
 {
 	va_list	 ap;
 
+	char	 msg[256];
+
 	if (cf->failed)
 		return;		/* one error per statement is enough */
 	cf->failed = 1;
 	cf->errors++;
-	fprintf(stderr, "%s:%d: ", cf->file ? cf->file : "?", cf->line);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
+	if (cf->errors == 1)
+		snprintf(cf->first_error, sizeof(cf->first_error), "%s:%d: %s",
+		    cf->file ? cf->file : "?", cf->line, msg);
+	if (cf->log_errors)
+		log_warnx("%s:%d: %s", cf->file ? cf->file : "?", cf->line,
+		    msg);
+	else
+		fprintf(stderr, "%s:%d: %s\n", cf->file ? cf->file : "?",
+		    cf->line, msg);
 }
 
 const char *

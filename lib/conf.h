@@ -50,6 +50,9 @@ struct conf {
 	int			 shipped;
 	/* No file is opened (include, tables, certificates): fuzzing. */
 	int			 no_files;
+	/* Errors go to the log, not stderr (a reload in a daemon). */
+	int			 log_errors;
+	char			 first_error[512];	/* "file:line: ..." */
 
 	/* the current statement */
 	struct conf_token	*tok;

@@ -30,6 +30,9 @@
 static const struct daemon_desc	*desc;
 
 static struct {
+	const char		*conffile;
+	char			**defines;
+	size_t			 ndefines;
 	char			*conf_text;	/* canonical statements */
 	size_t			 conf_len;
 	struct proc_child	*children;
@@ -48,6 +51,7 @@ static struct {
 	const struct proc_role	*role;
 	char			*conf_text;
 	size_t			 conf_len;
+	int			 configured;	/* a later one is a reload */
 	struct ipc_chan		 chan;
 	struct ipc_chan		 peers[PROC_MAX_PEERS];
 	char			*peer_names[PROC_MAX_PEERS];
@@ -143,32 +147,53 @@ daemon_main(const struct daemon_desc *d, int argc, char **argv)
  * Parent.
  */
 
-static void
-parent_load_config(const char *path, char **defines, size_t ndefines)
+/*
+ * Parse the file into the daemon's configuration and into canonical
+ * text; returns the number of errors (each reported, the first kept in
+ * first_error).
+ */
+static int
+parent_parse_file(int log_errors, char **text, size_t *len, char *first,
+    size_t firstlen)
 {
 	struct conf	 cf;
 	size_t		 i;
+	int		 errors;
 
 	conf_init(&cf);
-	for (i = 0; i < ndefines; i++)
-		if (conf_define(&cf, defines[i]) == -1) {
-			fprintf(stderr, "%s: -D %s: expected macro=value\n",
-			    desc->name, defines[i]);
-			exit(1);
-		}
-	if (conf_open(&cf, path) == 0)
+	cf.log_errors = log_errors;
+	for (i = 0; i < parent.ndefines; i++)
+		if (conf_define(&cf, parent.defines[i]) == -1)
+			conf_error(&cf, "-D %s: expected macro=value",
+			    parent.defines[i]);
+	if (cf.errors == 0 && conf_open(&cf, parent.conffile) == 0)
 		while (conf_next_statement(&cf)) {
 			desc->parse(&cf);
 			if (!cf.failed)
-				conf_statement_append(&cf, &parent.conf_text,
-				    &parent.conf_len);
+				conf_statement_append(&cf, text, len);
 		}
-	if (cf.errors > 0) {
+	snprintf(first, firstlen, "%s", cf.first_error);
+	errors = cf.errors;
+	conf_free(&cf);
+	return errors;
+}
+
+static void
+parent_load_config(const char *path, char **defines, size_t ndefines)
+{
+	char	 first[512];
+	int	 errors;
+
+	parent.conffile = path;
+	parent.defines = defines;
+	parent.ndefines = ndefines;
+	errors = parent_parse_file(0, &parent.conf_text, &parent.conf_len,
+	    first, sizeof(first));
+	if (errors > 0) {
 		fprintf(stderr, "%s: %d error%s in configuration\n",
-		    desc->name, cf.errors, cf.errors == 1 ? "" : "s");
+		    desc->name, errors, errors == 1 ? "" : "s");
 		exit(1);
 	}
-	conf_free(&cf);
 }
 
 /*
@@ -413,13 +438,14 @@ parent_sig(int sig, short event, void *arg)
 	pid_t			 pid;
 	size_t			 i;
 	int			 status;
+	char			 err[1024];
 
 	(void)event;
 	(void)arg;
 	switch (sig) {
 	case SIGHUP:
-		log_info("SIGHUP: reloading is not supported yet, "
-		    "restart to apply a new configuration");
+		if (daemon_reload(err, sizeof(err)) == -1)
+			log_warnx("SIGHUP: configuration not reloaded: %s", err);
 		return;
 	case SIGTERM:
 	case SIGINT:
@@ -446,6 +472,61 @@ parent_sig(int sig, short event, void *arg)
 		}
 	}
 	parent_check_done();
+}
+
+/*
+ * Read the configuration file again.  If it parses and the daemon can
+ * take it without a restart, every child gets it as at start-up (the
+ * canonical text, then the daemon's items, then CONF_END) and the parent
+ * keeps it; otherwise nothing changes and err says why.
+ */
+int
+daemon_reload(char *err, size_t errlen)
+{
+	struct proc_child	*c;
+	char			*text = NULL, first[512];
+	size_t			 len = 0, i, off, n;
+	int			 errors;
+
+	if (desc->conf_begin == NULL) {
+		snprintf(err, errlen, "%s cannot reload: restart it",
+		    desc->name);
+		return -1;
+	}
+	desc->conf_begin();
+	errors = parent_parse_file(1, &text, &len, first, sizeof(first));
+	if (errors > 0) {
+		snprintf(err, errlen, "%d error%s in configuration, the first: "
+		    "%s", errors, errors == 1 ? "" : "s", first);
+		desc->conf_abort();
+		free(text);
+		return -1;
+	}
+	if (desc->conf_check(err, errlen) == -1) {
+		desc->conf_abort();
+		free(text);
+		return -1;
+	}
+	desc->conf_end();
+	free(parent.conf_text);
+	parent.conf_text = text;
+	parent.conf_len = len;
+	for (i = 0; i < parent.nchildren; i++) {
+		c = &parent.children[i];
+		for (off = 0; off < len; off += n) {
+			n = len - off > PROC_CONF_CHUNK ? PROC_CONF_CHUNK :
+			    len - off;
+			ipc_begin(&c->chan, PROC_MSG_CONF_TEXT, -1);
+			ipc_add_data(&c->chan, text + off, n);
+			ipc_end(&c->chan);
+		}
+		ipc_send_empty(&c->chan, PROC_MSG_CONF_TEXT_END);
+		if (desc->send_config)
+			desc->send_config(c);
+		ipc_send_empty(&c->chan, PROC_MSG_CONF_END);
+	}
+	log_info("configuration reloaded from %s", parent.conffile);
+	return 0;
 }
 
 void
@@ -646,6 +727,12 @@ child_dispatch(struct ipc_chan *chan, struct ipc_msg *msg)
 		return 0;
 	case PROC_MSG_CONF_TEXT_END:
 		ipc_get_end(msg);
+		if (child.configured) {
+			/* A reload: only a daemon that can reload sends one. */
+			if (desc->conf_begin == NULL)
+				return -1;
+			desc->conf_begin();
+		}
 		child_parse_config();
 		return 0;
 	case PROC_MSG_PEER:
@@ -656,6 +743,16 @@ child_dispatch(struct ipc_chan *chan, struct ipc_msg *msg)
 		return 0;
 	case PROC_MSG_CONF_END:
 		ipc_get_end(msg);
+		if (chan != &child.chan)
+			return -1;
+		if (child.configured) {
+			if (child.role->reconfigured)
+				child.role->reconfigured(chan);
+			desc->conf_end();
+			log_debug("reconfigured");
+			return 0;
+		}
+		child.configured = 1;
 		if (child.role->configured)
 			child.role->configured(chan);
 		ipc_send_empty(chan, PROC_MSG_READY);

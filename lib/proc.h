@@ -72,6 +72,11 @@ struct proc_role {
 	 * the network.
 	 */
 	int		 keeps_root;
+	/*
+	 * child: a reload's configuration has arrived (the daemon's
+	 * conf_begin made it current); NULL if the role needs nothing.
+	 */
+	void		(*reconfigured)(struct ipc_chan *);
 };
 
 /* What the framework needs from a daemon's configuration. */
@@ -107,6 +112,18 @@ struct daemon_desc {
 	/* parent: a daemon message from a child; -1 if unexpected */
 	int			(*parent_dispatch)(struct ipc_chan *,
 				    struct ipc_msg *);
+	/*
+	 * Reloading (all NULL: not supported).  conf_begin sets a fresh
+	 * configuration aside the current one for the grammar to fill;
+	 * conf_abort drops it and brings the old one back; conf_check
+	 * (parent) says whether the new one can replace the old one
+	 * without a restart (-1 and why); conf_end makes the new one
+	 * current for good and lets the old one go when nothing uses it.
+	 */
+	void			(*conf_begin)(void);
+	void			(*conf_abort)(void);
+	int			(*conf_check)(char *, size_t);
+	void			(*conf_end)(void);
 };
 
 /* Common command line and life cycle; does not return. */
@@ -114,6 +131,8 @@ void	 daemon_main(const struct daemon_desc *, int, char **)
 	    __attribute__((noreturn));
 /* parent: stop the children, then exit with this status */
 void	 daemon_shutdown(int);
+/* parent: read the configuration file again and hand it out; -1 and why */
+int	 daemon_reload(char *, size_t);
 /* parent: set the log verbosity of every process */
 void	 daemon_setverbose(int);
 /* Statements every daemon has (user, chroot); 1 if cf held one. */

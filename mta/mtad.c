@@ -22,14 +22,14 @@ mtad_queue_dir(void)
 /* Every process, where it lives and what it does, in one place. */
 static const struct proc_role mtad_roles[] = {
 	{ "smtp",	mtad_empty_dir,	smtp_init,	smtp_dispatch,
-	    smtp_configured, 0 },
+	    smtp_configured, 0, NULL },
 	{ "queue",	mtad_queue_dir,	queue_init,	queue_dispatch,
-	    queue_configured, 0 },
+	    queue_configured, 0, NULL },
 	/* Keeps root to become each recipient; talks to the queue only. */
 	{ "delivery",	NULL,		delivery_init,	delivery_dispatch,
-	    delivery_configured, 1 },
+	    delivery_configured, 1, NULL },
 	{ "control",	mtad_empty_dir,	control_init,	control_dispatch,
-	    control_configured, 0 },
+	    control_configured, 0, NULL },
 };
 
 

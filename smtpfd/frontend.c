@@ -29,8 +29,7 @@
 struct listen_sock {
 	TAILQ_ENTRY(listen_sock) entry;
 	int			 fd;
-	struct listener		*listener;
-	struct tls		*tls;
+	struct listener		*listener;	/* of the current conf */
 	struct event		 ev;
 };
 
@@ -151,12 +150,35 @@ frontend_configured(struct ipc_chan *parent)
 
 	(void)parent;
 	TAILQ_FOREACH(ls, &socks, entry) {
-		ls->tls = listener_tls(ls->listener);
+		ls->listener->tls_ctx = listener_tls(ls->listener);
 		event_set(&ls->ev, ls->fd, EV_READ | EV_PERSIST,
 		    frontend_accept, ls);
 		event_add(&ls->ev, NULL);
 	}
 	forget_keys();
+}
+
+/*
+ * A reload: new sessions use the new listeners (same sockets, maybe new
+ * downstreams, identities, certificates); running sessions finish on
+ * the configuration they started with.
+ */
+void
+frontend_reconfigured(struct ipc_chan *parent)
+{
+	struct listen_sock	*ls;
+	struct listener		*l;
+
+	(void)parent;
+	TAILQ_FOREACH(ls, &socks, entry) {
+		if ((l = listener_find(ls->listener->index)) == NULL)
+			fatalx("reload lost listener %u", ls->listener->index);
+		l->tls_ctx = listener_tls(l);
+		ls->listener = l;
+	}
+	links_reconfigured();
+	forget_keys();
+	log_info("reloaded: new sessions use the new configuration");
 }
 
 static void
@@ -198,7 +220,7 @@ frontend_accept(int fd, short event, void *arg)
 		setsockopt(cfd, IPPROTO_TCP, TCP_NODELAY, &(int){ 1 },
 		    sizeof(int));
 	if (ls->listener->kind != LISTENER_PROXY) {
-		link_accept(ls->listener, cfd, ls->tls);
+		link_accept(ls->listener, cfd);
 		return;
 	}
 	if (sessions_count() >= smtpfd_conf->max_sessions) {
@@ -208,7 +230,7 @@ frontend_accept(int fd, short event, void *arg)
 		    sessions_count());
 		return;
 	}
-	proxy_accept(ls->listener, cfd, &ss, ls->tls);
+	proxy_accept(ls->listener, cfd, &ss);
 }
 
 static void

@@ -71,8 +71,19 @@ links_count(void)
 	return nlinks;
 }
 
+/* Sessions opened from now on use the new configuration. */
 void
-link_accept(struct listener *l, int fd, struct tls *tls)
+links_reconfigured(void)
+{
+	struct link	*k;
+
+	TAILQ_FOREACH(k, &links, entry)
+		if ((k->listener = listener_find(k->listener->index)) == NULL)
+			fatalx("reload lost an smtpf listener");
+}
+
+void
+link_accept(struct listener *l, int fd)
 {
 	struct link	*k;
 
@@ -89,7 +100,7 @@ link_accept(struct listener *l, int fd, struct tls *tls)
 	io_set_timeout(k->io, 60 * 1000);
 	if (l->kind == LISTENER_SMTPF_TLS) {
 		k->state = L_TLS;
-		if (io_start_tls_server(k->io, tls) == -1)
+		if (io_start_tls_server(k->io, l->tls_ctx) == -1)
 			link_drop(k, io_error(k->io));
 		return;
 	}

@@ -160,7 +160,7 @@ parent_send_config(struct proc_child *c)
 {
 	if (strcmp(c->role->name, "frontend") == 0)
 		send_frontend_config(c);
-	else if (strcmp(c->role->name, "control") == 0) {
+	else if (strcmp(c->role->name, "control") == 0 && control_fd != -1) {
 		ipc_begin(&c->chan, SMTPFD_MSG_CONTROL_SOCKET, control_fd);
 		ipc_end(&c->chan);
 		control_fd = -1;
@@ -171,6 +171,7 @@ parent_send_config(struct proc_child *c)
 int
 parent_dispatch(struct ipc_chan *chan, struct ipc_msg *msg)
 {
+	char		 err[1024];
 	uint64_t	 client;
 	uint32_t	 cmd;
 
@@ -191,8 +192,11 @@ parent_dispatch(struct ipc_chan *chan, struct ipc_msg *msg)
 		    "verbose" : "brief");
 		return 0;
 	case CTL_RELOAD:
-		ctl_end(chan, client, 1,
-		    "reload is not supported yet: restart smtpfd");
+		if (daemon_reload(err, sizeof(err)) == -1) {
+			log_warnx("configuration not reloaded: %s", err);
+			ctl_end(chan, client, 1, "not reloaded: %s", err);
+		} else
+			ctl_end(chan, client, 0, "configuration reloaded");
 		return 0;
 	}
 	return -1;

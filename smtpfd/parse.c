@@ -27,6 +27,8 @@
 #define PEM_MAX		(1024 * 1024)
 
 struct smtpfd_conf	*smtpfd_conf;
+/* During a reload, the configuration being replaced. */
+static struct smtpfd_conf *previous;
 
 static void	 parse_control(struct conf *);
 static void	 parse_hostname(struct conf *);
@@ -72,39 +74,120 @@ smtpfd_conf_init(void)
 static void
 listener_free(struct listener *l)
 {
+	if (l->tls_ctx != NULL)
+		tls_free(l->tls_ctx);
 	free(l->on);
 	free(l->pki);
 	free(l->forward.url);
 	free(l);
 }
 
-void
-smtpfd_conf_free(void)
+static void
+generation_free(struct smtpfd_conf *c)
 {
 	struct listener	*l;
 	struct pki	*p;
 
-	while ((l = TAILQ_FIRST(&smtpfd_conf->listeners)) != NULL) {
-		TAILQ_REMOVE(&smtpfd_conf->listeners, l, entry);
+	while ((l = TAILQ_FIRST(&c->listeners)) != NULL) {
+		TAILQ_REMOVE(&c->listeners, l, entry);
 		listener_free(l);
 	}
-	while ((p = TAILQ_FIRST(&smtpfd_conf->pkis)) != NULL) {
-		TAILQ_REMOVE(&smtpfd_conf->pkis, p, entry);
+	while ((p = TAILQ_FIRST(&c->pkis)) != NULL) {
+		TAILQ_REMOVE(&c->pkis, p, entry);
 		free(p->name);
 		free(p->cert_file);
 		free(p->key_file);
 		free(p->ca_file);
 		free(p->cert);
+		if (p->key != NULL)
+			explicit_bzero(p->key, p->key_len);
 		free(p->key);
 		free(p->ca);
 		free(p);
 	}
-	free(smtpfd_conf->proc.user);
-	free(smtpfd_conf->proc.chroot);
-	free(smtpfd_conf->hostname);
-	free(smtpfd_conf->control_socket);
-	free(smtpfd_conf);
+	free(c->proc.user);
+	free(c->proc.chroot);
+	free(c->hostname);
+	free(c->control_socket);
+	free(c);
+}
+
+void
+smtpfd_conf_free(void)
+{
+	generation_free(smtpfd_conf);
 	smtpfd_conf = NULL;
+}
+
+/*
+ * Reloading (lib/proc.h): a fresh configuration is parsed beside the
+ * current one; sessions keep the one they started with (refs) until
+ * they end.
+ */
+void
+smtpfd_conf_begin(void)
+{
+	previous = smtpfd_conf;
+	smtpfd_conf_init();
+}
+
+void
+smtpfd_conf_abort(void)
+{
+	smtpfd_conf_free();
+	smtpfd_conf = previous;
+	previous = NULL;
+}
+
+/* What only a restart can change: the processes and the sockets. */
+int
+smtpfd_conf_check(char *err, size_t errlen)
+{
+	struct listener	*a, *b;
+
+	if (strcmp(previous->proc.user, smtpfd_conf->proc.user) != 0 ||
+	    strcmp(previous->proc.chroot, smtpfd_conf->proc.chroot) != 0 ||
+	    strcmp(previous->control_socket,
+	    smtpfd_conf->control_socket) != 0) {
+		snprintf(err, errlen, "user, chroot or control socket "
+		    "changed: restart smtpfd");
+		return -1;
+	}
+	a = TAILQ_FIRST(&previous->listeners);
+	b = TAILQ_FIRST(&smtpfd_conf->listeners);
+	for (; a && b; a = TAILQ_NEXT(a, entry), b = TAILQ_NEXT(b, entry))
+		if (a->kind != b->kind || a->port != b->port ||
+		    strcmp(a->on, b->on) != 0)
+			break;
+	if (a != NULL || b != NULL) {
+		snprintf(err, errlen, "listeners changed (addresses, ports, "
+		    "sockets or kinds): restart smtpfd");
+		return -1;
+	}
+	return 0;
+}
+
+void
+smtpfd_conf_end(void)
+{
+	struct smtpfd_conf	*old = previous;
+
+	previous = NULL;
+	if (old->refs == 0)
+		generation_free(old);
+}
+
+void
+smtpfd_conf_ref(struct smtpfd_conf *c)
+{
+	c->refs++;
+}
+
+void
+smtpfd_conf_unref(struct smtpfd_conf *c)
+{
+	if (--c->refs == 0 && c != smtpfd_conf && c != previous)
+		generation_free(c);
 }
 
 void
@@ -376,16 +459,54 @@ parse_address(struct conf *cf, struct listener *l)
 	return 0;
 }
 
+/*
+ * The parent checks that a listener's certificate and key load, so that
+ * neither a start nor a reload can leave the frontend unable to use
+ * them.
+ */
+static void
+check_pki(struct conf *cf, struct listener *l)
+{
+	struct tls_config	*cfg;
+	struct pki		*p;
+
+	if ((p = pki_find(l->pki)) == NULL) {
+		conf_error(cf, "unknown pki %s", l->pki);
+		return;
+	}
+	if (cf->shipped || cf->no_files)
+		return;
+	if (p->cert == NULL || p->key == NULL) {
+		conf_error(cf, "pki %s needs a cert and a key", p->name);
+		return;
+	}
+	if (l->kind == LISTENER_SMTPF_TLS && p->ca == NULL) {
+		conf_error(cf, "pki %s needs a ca to check the MTAs' "
+		    "certificates", p->name);
+		return;
+	}
+	if ((cfg = tls_config_new()) == NULL)
+		fatalx("tls_config_new");
+	if (tls_config_set_keypair_mem(cfg, (const uint8_t *)p->cert,
+	    p->cert_len, (const uint8_t *)p->key, p->key_len) == -1)
+		conf_error(cf, "pki %s: %s", p->name, tls_config_error(cfg));
+	else if (p->ca != NULL && tls_config_set_ca_mem(cfg,
+	    (const uint8_t *)p->ca, p->ca_len) == -1)
+		conf_error(cf, "pki %s ca: %s", p->name, tls_config_error(cfg));
+	tls_config_free(cfg);
+}
+
 static void
 add_listener(struct conf *cf, struct listener *l)
 {
-	if (!cf->failed && l->pki != NULL && pki_find(l->pki) == NULL)
-		conf_error(cf, "unknown pki %s", l->pki);
+	if (!cf->failed && l->pki != NULL)
+		check_pki(cf, l);
 	if (cf->failed) {
 		listener_free(l);
 		return;
 	}
 	l->index = smtpfd_conf->nlisteners++;
+	l->conf = smtpfd_conf;
 	TAILQ_INSERT_TAIL(&smtpfd_conf->listeners, l, entry);
 }
 

@@ -24,8 +24,7 @@
 struct proxy_client {
 	struct io		*io;
 	struct session		*session;
-	struct listener		*listener;
-	struct tls		*tls;
+	struct listener		*listener;	/* referenced (conf refs) */
 	struct client_info	 info;
 	int			 closing;
 	int			 out_full;
@@ -78,6 +77,7 @@ proxy_free(struct proxy_client *pc, const char *reason)
 	if (pc->session != NULL)
 		session_client_gone(pc->session, reason);
 	io_free(pc->io);
+	smtpfd_conf_unref(pc->listener->conf);
 	free(pc);
 }
 
@@ -102,8 +102,7 @@ proxy_close_cb(int fd, short event, void *arg)
 }
 
 void
-proxy_accept(struct listener *l, int fd, const struct sockaddr_storage *ss,
-    struct tls *tls)
+proxy_accept(struct listener *l, int fd, const struct sockaddr_storage *ss)
 {
 	struct proxy_client	*pc;
 	struct sockaddr_storage	 local;
@@ -111,7 +110,7 @@ proxy_accept(struct listener *l, int fd, const struct sockaddr_storage *ss,
 
 	pc = xcalloc(1, sizeof(*pc));
 	pc->listener = l;
-	pc->tls = tls;
+	smtpfd_conf_ref(l->conf);
 	evtimer_set(&pc->ev_close, proxy_close_cb, pc);
 	sockaddr_text(ss, pc->info.addr, sizeof(pc->info.addr),
 	    &pc->info.port);
@@ -122,10 +121,9 @@ proxy_accept(struct listener *l, int fd, const struct sockaddr_storage *ss,
 		fatal("io_new");
 	io_set_timeout(pc->io, smtpfd_conf->client_timeout);
 	if (l->tls == PROXY_TLS_SMTPS) {
-		if (io_start_tls_server(pc->io, tls) == -1) {
+		if (io_start_tls_server(pc->io, l->tls_ctx) == -1) {
 			log_warnx("smtps: %s", io_error(pc->io));
-			io_free(pc->io);
-			free(pc);
+			proxy_free(pc, "TLS failed");
 		}
 		return;
 	}
@@ -211,7 +209,7 @@ proxy_tls_now(struct proxy_client *pc)
 	pc->tls_wanted = 0;
 	/* Clear text sent after STARTTLS must not count as encrypted. */
 	evbuffer_drain(pc->io->in, evbuffer_get_length(pc->io->in));
-	if (io_start_tls_server(pc->io, pc->tls) == -1)
+	if (io_start_tls_server(pc->io, pc->listener->tls_ctx) == -1)
 		session_fail(pc->session, NULL, io_error(pc->io));
 }
 

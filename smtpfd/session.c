@@ -87,6 +87,7 @@ session_new(struct listener *l, const struct front_ops *front, void *ctx,
 	s->front = front;
 	s->front_ctx = ctx;
 	s->listener = l;
+	smtpfd_conf_ref(l->conf);
 	s->client = *info;
 	s->front_tls = front_tls;
 	s->tls_required = tls_required;
@@ -123,6 +124,7 @@ session_free(struct session *s)
 	for (i = 0; i < s->nreply; i++)
 		free(s->reply[i]);
 	evbuffer_free(s->cin);
+	smtpfd_conf_unref(s->listener->conf);
 	free(s);
 }
 

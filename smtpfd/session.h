@@ -165,10 +165,11 @@ void		 downstream_close(struct session *);
 
 /* proxy.c */
 void		 proxy_accept(struct listener *, int,
-		    const struct sockaddr_storage *, struct tls *);
+		    const struct sockaddr_storage *);
 
 /* link.c */
-void		 link_accept(struct listener *, int, struct tls *);
+void		 link_accept(struct listener *, int);
+void		 links_reconfigured(void);
 size_t		 links_count(void);
 
 /* A monotonic session id, unique in this process's life. */

@@ -16,11 +16,11 @@ smtpfd_empty_dir(void)
 /* Every process, where it lives and what it does, in one place. */
 static const struct proc_role smtpfd_roles[] = {
 	{ "frontend",	smtpfd_empty_dir, frontend_init, frontend_dispatch,
-	    frontend_configured, 0 },
+	    frontend_configured, 0, frontend_reconfigured },
 	/* The filter engine comes with the filters. */
-	{ "engine",	smtpfd_empty_dir, NULL,	NULL,	NULL,	0 },
+	{ "engine",	smtpfd_empty_dir, NULL,	NULL,	NULL,	0, NULL },
 	{ "control",	smtpfd_empty_dir, control_init,	control_dispatch,
-	    control_configured, 0 },
+	    control_configured, 0, NULL },
 };
 
 /* Roles that talk directly, without the parent in between. */
@@ -48,6 +48,10 @@ static const struct daemon_desc smtpfd_desc = {
 	.parent_init = parent_init,
 	.send_config = parent_send_config,
 	.parent_dispatch = parent_dispatch,
+	.conf_begin = smtpfd_conf_begin,
+	.conf_abort = smtpfd_conf_abort,
+	.conf_check = smtpfd_conf_check,
+	.conf_end = smtpfd_conf_end,
 };
 
 int

@@ -18,6 +18,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <tls.h>
 
 #include "conf.h"
 #include "ipc.h"
@@ -86,6 +87,7 @@ struct downstream {
 
 struct listener {
 	TAILQ_ENTRY(listener)	 entry;
+	struct smtpfd_conf	*conf;		/* the generation it is of */
 	unsigned int		 index;
 	enum listener_kind	 kind;
 	char			*on;		/* address, or socket path */
@@ -95,6 +97,7 @@ struct listener {
 	int			 accept_identity; /* proxy: XCLIENT/XFORWARD
 						    from the client */
 	struct downstream	 forward;
+	struct tls		*tls_ctx;	/* frontend: the server */
 };
 
 struct pki {
@@ -115,6 +118,8 @@ struct smtpfd_conf {
 	unsigned int		 nlisteners;
 	TAILQ_HEAD(, listener)	 listeners;
 	TAILQ_HEAD(, pki)	 pkis;
+	/* sessions still on this configuration (after a reload) */
+	size_t			 refs;
 };
 
 extern struct smtpfd_conf	*smtpfd_conf;
@@ -122,6 +127,12 @@ extern struct smtpfd_conf	*smtpfd_conf;
 /* parse.c */
 void	 smtpfd_conf_init(void);
 void	 smtpfd_conf_free(void);
+void	 smtpfd_conf_begin(void);
+void	 smtpfd_conf_abort(void);
+int	 smtpfd_conf_check(char *, size_t);
+void	 smtpfd_conf_end(void);
+void	 smtpfd_conf_ref(struct smtpfd_conf *);
+void	 smtpfd_conf_unref(struct smtpfd_conf *);
 void	 smtpfd_parse(struct conf *);
 struct listener *listener_find(unsigned int);
 struct pki *pki_find(const char *);
@@ -136,6 +147,7 @@ int	 parent_dispatch(struct ipc_chan *, struct ipc_msg *);
 void	 frontend_init(struct ipc_chan *);
 int	 frontend_dispatch(struct ipc_chan *, struct ipc_msg *);
 void	 frontend_configured(struct ipc_chan *);
+void	 frontend_reconfigured(struct ipc_chan *);
 
 /* control.c */
 void	 control_init(struct ipc_chan *);
