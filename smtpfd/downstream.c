@@ -145,7 +145,7 @@ static void
 down_read(struct session *s)
 {
 	struct io	*io = s->down;
-	char		*line;
+	char		*line, *p;
 	size_t		 len;
 
 	while (s->down == io && (line = evbuffer_readln(io->in, &len,
@@ -158,6 +158,9 @@ down_read(struct session *s)
 			session_down_lost(s, "malformed reply");
 			return;
 		}
+		/* A CR would end the line early at the client. */
+		for (p = line; (p = strchr(p, '\r')) != NULL; p++)
+			*p = ' ';
 		s->reply[s->nreply++] = line;
 		if (line[3] == '-')
 			continue;

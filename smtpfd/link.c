@@ -259,6 +259,15 @@ link_line(struct link_session *ls, struct smtpf_msg *m)
 
 	if (s == NULL || ls->closed)
 		return;		/* we are closing it: nothing matters */
+	if (s->state == S_TLS) {
+		/*
+		 * Sent in clear text after STARTTLS, before the MTA saw our
+		 * starttls: it must not count as said under TLS.
+		 */
+		log_warnx("%016" PRIx64 " smtp dropped %zu bytes sent in clear "
+		    "text after STARTTLS", s->id, m->lastlen);
+		return;
+	}
 	if (evbuffer_add(s->cin, m->field[2], m->lastlen) == -1)
 		fatal("evbuffer_add");
 	if (strcmp(end, "crlf") == 0)
