@@ -44,6 +44,7 @@ io_new(int fd, void (*cb)(struct io *, enum io_event, void *), void *arg)
 	}
 	event_set(&io->ev, fd, 0, io_dispatch, io);
 	evtimer_set(&io->ev_replay, io_replay, io);
+	io->armed = -1;
 	io_reload(io);
 	return io;
 }
@@ -75,6 +76,7 @@ void
 io_set_timeout(struct io *io, int ms)
 {
 	io->timeout_ms = ms;
+	io->armed = -1;		/* register again with the new timeout */
 	io_reload(io);
 }
 
@@ -189,6 +191,13 @@ io_tls_info(struct io *io, char *buf, size_t size)
 	return buf;
 }
 
+/*
+ * Register the events the io needs now.  They are persistent, so a busy
+ * io costs no system call here: only a change of the set (output
+ * appears or drains, reading pauses or resumes, a TLS handshake turns
+ * around) registers again.  A persistent event's timeout starts over
+ * whenever the event fires, which makes it an idle timeout.
+ */
 static void
 io_reload(struct io *io)
 {
@@ -197,7 +206,6 @@ io_reload(struct io *io)
 
 	if (io->freed)
 		return;
-	event_del(&io->ev);
 	if (io->tls_handshaking)
 		events = io->tls_want == TLS_WANT_POLLOUT ? EV_WRITE : EV_READ;
 	else {
@@ -206,9 +214,13 @@ io_reload(struct io *io)
 		if (evbuffer_get_length(io->out) > 0)
 			events |= EV_WRITE;
 	}
+	if (events == io->armed)
+		return;
+	event_del(&io->ev);
+	io->armed = events;
 	if (events == 0)
 		return;
-	event_set(&io->ev, io->fd, events, io_dispatch, io);
+	event_set(&io->ev, io->fd, events | EV_PERSIST, io_dispatch, io);
 	if (io->timeout_ms > 0) {
 		tv.tv_sec = io->timeout_ms / 1000;
 		tv.tv_usec = (io->timeout_ms % 1000) * 1000;

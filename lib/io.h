@@ -34,6 +34,7 @@ struct io {
 	struct event	 ev;
 	struct event	 ev_replay;	/* buffered input after a resume */
 	int		 timeout_ms;
+	short		 armed;		/* the events registered, -1: none */
 	int		 paused;
 	int		 eof;
 	int		 in_callback;
