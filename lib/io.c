@@ -17,7 +17,20 @@
 
 #define IO_READ_CHUNK	(64 * 1024)
 
+/*
+ * Writes are not made at once: an io with new output joins the flush
+ * queue, and once the callbacks of this turn of the event loop are done
+ * the queue is written out, one write per io for all it got, and only
+ * an io whose peer does not take everything waits for writability.  A
+ * relay that writes a line at a time thus costs neither a system call
+ * per line nor an epoll_ctl pair per reply.
+ */
+static TAILQ_HEAD(, io)	io_flushq = TAILQ_HEAD_INITIALIZER(io_flushq);
+static struct event	ev_flush;
+static int		ev_flush_set;
+
 static void	io_reload(struct io *);
+static void	io_flush(int, short, void *);
 static void	io_replay(int, short, void *);
 static void	io_dispatch(int, short, void *);
 static int	io_callback(struct io *, enum io_event);
@@ -44,6 +57,10 @@ io_new(int fd, void (*cb)(struct io *, enum io_event, void *), void *arg)
 	}
 	event_set(&io->ev, fd, 0, io_dispatch, io);
 	evtimer_set(&io->ev_replay, io_replay, io);
+	if (!ev_flush_set) {
+		evtimer_set(&ev_flush, io_flush, NULL);
+		ev_flush_set = 1;
+	}
 	io->armed = -1;
 	io_reload(io);
 	return io;
@@ -57,6 +74,10 @@ io_free(struct io *io)
 		return;
 	event_del(&io->ev);
 	evtimer_del(&io->ev_replay);
+	if (io->flush_queued) {
+		TAILQ_REMOVE(&io_flushq, io, flush_entry);
+		io->flush_queued = 0;
+	}
 	if (io->in_callback) {
 		io->freed = 1;
 		return;
@@ -118,12 +139,45 @@ io_replay(int fd, short event, void *arg)
 		io_callback(io, IO_DATAIN);
 }
 
+/* New output: written at the end of this turn of the loop. */
+static void
+io_queue_flush(struct io *io)
+{
+	if (io->flush_queued || io->freed || (io->armed & EV_WRITE))
+		return;
+	if (io->armed == -1 || io->tls_handshaking) {
+		io_reload(io);
+		return;
+	}
+	TAILQ_INSERT_TAIL(&io_flushq, io, flush_entry);
+	io->flush_queued = 1;
+	event_active(&ev_flush, EV_TIMEOUT, 1);
+}
+
+static void
+io_flush(int fd, short event, void *arg)
+{
+	struct io	*io;
+
+	(void)fd;
+	(void)event;
+	(void)arg;
+	while ((io = TAILQ_FIRST(&io_flushq)) != NULL) {
+		TAILQ_REMOVE(&io_flushq, io, flush_entry);
+		io->flush_queued = 0;
+		if (evbuffer_get_length(io->out) == 0)
+			continue;
+		if (io_do_write(io))
+			io_reload(io);
+	}
+}
+
 int
 io_write(struct io *io, const void *p, size_t len)
 {
 	int	 r = evbuffer_add(io->out, p, len);
 
-	io_reload(io);
+	io_queue_flush(io);
 	return r;
 }
 
@@ -136,7 +190,7 @@ io_printf(struct io *io, const char *fmt, ...)
 	va_start(ap, fmt);
 	r = evbuffer_add_vprintf(io->out, fmt, ap);
 	va_end(ap);
-	io_reload(io);
+	io_queue_flush(io);
 	return r;
 }
 
@@ -211,7 +265,8 @@ io_reload(struct io *io)
 	else {
 		if (!io->paused && !io->eof)
 			events |= EV_READ;
-		if (evbuffer_get_length(io->out) > 0)
+		/* Queued output is the flush's to try first. */
+		if (evbuffer_get_length(io->out) > 0 && !io->flush_queued)
 			events |= EV_WRITE;
 	}
 	if (events == io->armed)

@@ -11,6 +11,8 @@
 #ifndef IO_H
 #define IO_H
 
+#include <sys/queue.h>
+
 #include <event.h>
 #include <stddef.h>
 #include <tls.h>
@@ -25,6 +27,8 @@ enum io_event {
 };
 
 struct io {
+	TAILQ_ENTRY(io)	 flush_entry;
+	int		 flush_queued;	/* in the flush queue (io.c) */
 	int		 fd;
 	struct tls	*tls;
 	int		 tls_handshaking;
