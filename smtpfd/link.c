@@ -31,6 +31,7 @@ struct link_session {
 	struct session		*session;
 	struct link		*link;
 	int			 closed;	/* we sent close */
+	int			 tls_pending;	/* starttls sent, no tls yet */
 };
 
 struct link {
@@ -312,6 +313,7 @@ link_dispatch(struct link *k, struct smtpf_msg *m, char *err, size_t errlen)
 		link_line(ls, m);
 		return 0;
 	case SMTPF_TLS:
+		ls->tls_pending = 0;
 		if (ls->session != NULL && !ls->closed)
 			session_tls_ready(ls->session, m->field[1]);
 		return 0;
@@ -395,8 +397,19 @@ ls_send(struct session *s, enum smtpf_type type, const char *text)
 static void
 ls_reply(struct session *s, const char *line)
 {
-	char	 buf[SMTPF_LINE_MAX - 64];
+	struct link_session	*ls = s->front_ctx;
+	char			 buf[SMTPF_LINE_MAX - 64];
 
+	/*
+	 * Between starttls and the MTA's tls, nothing but close may be
+	 * sent (a reply would go in clear text into a handshake): e.g. a
+	 * downstream that times out meanwhile.
+	 */
+	if (ls->tls_pending) {
+		log_debug("%016" PRIx64 " smtp reply dropped during the TLS "
+		    "handshake: %s", s->id, line);
+		return;
+	}
 	/* Replies are short; a monster from downstream is cut. */
 	snprintf(buf, sizeof(buf), "%s", line);
 	ls_send(s, SMTPF_REPLY, buf);
@@ -405,6 +418,9 @@ ls_reply(struct session *s, const char *line)
 static void
 ls_starttls(struct session *s)
 {
+	struct link_session	*ls = s->front_ctx;
+
+	ls->tls_pending = 1;
 	ls_send(s, SMTPF_STARTTLS, NULL);
 }
 

@@ -85,6 +85,7 @@ fi
     "$(dirname "$0")"/../scenarios/mtad/commands.smtp \
     "$(dirname "$0")"/../scenarios/mtad/data.smtp \
     "$(dirname "$0")"/../scenarios/mtad/tls.smtp \
+    "$(dirname "$0")"/../scenarios/mtad/nul.smtp \
     "$(dirname "$0")"/../scenarios/smtpfd/proxy.smtp \
     >"$TMP/script.tap" 2>&1
 tap_relay "through smtpfd: " <"$TMP/script.tap"
