@@ -220,7 +220,7 @@ frontend_accept(int fd, short event, void *arg)
 		setsockopt(cfd, IPPROTO_TCP, TCP_NODELAY, &(int){ 1 },
 		    sizeof(int));
 	if (ls->listener->kind != LISTENER_PROXY) {
-		link_accept(ls->listener, cfd);
+		link_accept(ls->listener, cfd, &ss);
 		return;
 	}
 	if (sessions_count() >= smtpfd_conf->max_sessions) {

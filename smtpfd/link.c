@@ -8,7 +8,10 @@
  * every session on it ends, its downstream transaction unfinished.
  */
 #include <sys/types.h>
+#include <sys/socket.h>
 
+#include <netinet/in.h>
+#include <arpa/inet.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -84,15 +87,31 @@ links_reconfigured(void)
 }
 
 void
-link_accept(struct listener *l, int fd)
+link_accept(struct listener *l, int fd, const struct sockaddr_storage *ss)
 {
 	struct link	*k;
+	char		 addr[INET6_ADDRSTRLEN];
+	int		 port = 0;
 
 	k = xcalloc(1, sizeof(*k));
 	k->listener = l;
 	TAILQ_INIT(&k->sessions);
-	snprintf(k->peer, sizeof(k->peer), "%s", l->kind ==
-	    LISTENER_SMTPF_UNIX ? l->on : "?");
+	if (ss->ss_family == AF_INET) {
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)
+		    (const void *)ss)->sin_addr, addr, sizeof(addr));
+		port = ntohs(((const struct sockaddr_in *)
+		    (const void *)ss)->sin_port);
+	} else if (ss->ss_family == AF_INET6) {
+		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)
+		    (const void *)ss)->sin6_addr, addr, sizeof(addr));
+		port = ntohs(((const struct sockaddr_in6 *)
+		    (const void *)ss)->sin6_port);
+	}
+	/* The log names a stream by its socket, or its peer's address. */
+	if (l->kind == LISTENER_SMTPF_UNIX)
+		snprintf(k->peer, sizeof(k->peer), "%s", l->on);
+	else
+		snprintf(k->peer, sizeof(k->peer), "%s:%d", addr, port);
 	if ((k->io = io_new(fd, link_io, k)) == NULL)
 		fatal("io_new");
 	TAILQ_INSERT_TAIL(&links, k, entry);
@@ -148,9 +167,8 @@ link_io(struct io *io, enum io_event event, void *arg)
 		return;
 	case IO_TLSREADY:
 		subject = tls_peer_cert_subject(io->tls);
-		snprintf(k->peer, sizeof(k->peer), "%s",
+		log_info("smtpf %s: TLS stream from \"%s\"", k->peer,
 		    subject ? subject : "?");
-		log_info("smtpf TLS stream from \"%s\"", k->peer);
 		k->state = L_HELLO;
 		return;
 	case IO_TIMEOUT:

@@ -168,7 +168,8 @@ void		 proxy_accept(struct listener *, int,
 		    const struct sockaddr_storage *);
 
 /* link.c */
-void		 link_accept(struct listener *, int);
+void		 link_accept(struct listener *, int,
+		    const struct sockaddr_storage *);
 void		 links_reconfigured(void);
 size_t		 links_count(void);
 

@@ -32,7 +32,7 @@ cleanup() {
 			sed 's/^/#   /' "$f"
 		done
 	fi
-	rm -rf "$TMP"
+	[ -n "${KEEP_TMP:-}" ] || rm -rf "$TMP"
 }
 trap cleanup EXIT
 trap 'exit 1' INT TERM
