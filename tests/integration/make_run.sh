@@ -4,8 +4,8 @@
 . "$(dirname "$0")/../lib/common.sh"
 
 top=$(cd "$(dirname "$0")/../.." && pwd)
-set -- $(free_ports 1)
-port=$1
+set -- $(free_ports 2)
+port=$1	# and $port + 1: mtad's back listener, behind smtpfd
 # As from a terminal: its own process group, SIGINT not ignored (a
 # background job of a script would ignore it).
 RUNDIR="$TMP/run" PORT=$port python3 -c '
@@ -51,6 +51,11 @@ done
 check "swaks's message is in the maildir" [ "$(count "$TMP/run/maildir/alice/new")" -eq 1 ]
 check "smtp-source's 20 messages are in the maildir" \
     [ "$(count "$TMP/run/maildir/bob/new")" -eq 20 ]
+check "the messages went through smtpfd" \
+    [ "$(grep -c "smtp message downstream=\"250 " "$TMP/run/smtpfd.log")" -eq 21 ]
+check "smtpfctl answers on make run's socket" \
+    sh -c '"$1/smtpfctl" -s "$2/smtpfd.sock" show stats | grep -q "^messages.accepted=21$"' \
+    sh "$BIN" "$TMP/run"
 
 # Every process of the two daemons: their parents are the script's
 # children, and theirs.

@@ -4,9 +4,9 @@
 . "$(dirname "$0")/../lib/common.sh"
 
 roles_mtad="smtp queue"
-roles_smtpfd="frontend engine"
+roles_smtpfd="frontend engine control"
 chrooted_mtad="smtp"
-chrooted_smtpfd="frontend engine"
+chrooted_smtpfd="frontend engine control"
 
 for d in mtad smtpfd; do
 	user=nobody
