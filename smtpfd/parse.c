@@ -42,7 +42,9 @@ static const struct {
 	const char	*keyword;
 	void		(*parse)(struct conf *);
 } statements[] = {
+	{ "chain",	parse_chain },
 	{ "control",	parse_control },
+	{ "filter",	parse_filter },
 	{ "hostname",	parse_hostname },
 	{ "limit",	parse_limit },
 	{ "pki",	parse_pki },
@@ -69,6 +71,8 @@ smtpfd_conf_init(void)
 	smtpfd_conf->max_sessions = DEF_MAX_SESSIONS;
 	TAILQ_INIT(&smtpfd_conf->listeners);
 	TAILQ_INIT(&smtpfd_conf->pkis);
+	TAILQ_INIT(&smtpfd_conf->filters);
+	TAILQ_INIT(&smtpfd_conf->chains);
 }
 
 static void
@@ -79,15 +83,26 @@ listener_free(struct listener *l)
 	free(l->on);
 	free(l->pki);
 	free(l->forward.url);
+	free(l->chain);
 	free(l);
 }
 
 static void
 generation_free(struct smtpfd_conf *c)
 {
-	struct listener	*l;
-	struct pki	*p;
+	struct listener		*l;
+	struct pki		*p;
+	struct filter_conf	*f;
+	struct chain_conf	*ch;
 
+	while ((f = TAILQ_FIRST(&c->filters)) != NULL) {
+		TAILQ_REMOVE(&c->filters, f, entry);
+		filter_conf_free(f);
+	}
+	while ((ch = TAILQ_FIRST(&c->chains)) != NULL) {
+		TAILQ_REMOVE(&c->chains, ch, entry);
+		chain_conf_free(ch);
+	}
 	while ((l = TAILQ_FIRST(&c->listeners)) != NULL) {
 		TAILQ_REMOVE(&c->listeners, l, entry);
 		listener_free(l);
@@ -496,6 +511,23 @@ check_pki(struct conf *cf, struct listener *l)
 	tls_config_free(cfg);
 }
 
+/* chain NAME: a chain, or a single filter, defined above */
+static void
+parse_listener_chain(struct conf *cf, struct listener *l)
+{
+	const char	*s;
+
+	if ((s = conf_word(cf, "a chain or filter name")) == NULL)
+		return;
+	if (chain_conf_find(s) == NULL && filter_conf_find(s) == NULL) {
+		conf_error(cf, "no chain or filter %s (define it before the "
+		    "listener)", s);
+		return;
+	}
+	free(l->chain);
+	l->chain = xstrdup(s);
+}
+
 static void
 add_listener(struct conf *cf, struct listener *l)
 {
@@ -542,6 +574,8 @@ parse_smtpf(struct conf *cf)
 		    (s = conf_word(cf, "a pki name")) != NULL)
 			l->pki = xstrdup(s);
 	}
+	if (!cf->failed && conf_accept(cf, "chain"))
+		parse_listener_chain(cf, l);
 	if (!cf->failed && parse_forward(cf, &l->forward) == 0)
 		conf_end(cf);
 	add_listener(cf, l);
@@ -584,6 +618,8 @@ parse_proxy(struct conf *cf)
 			}
 		} else if (conf_accept(cf, "accept-identity"))
 			l->accept_identity = 1;
+		else if (conf_accept(cf, "chain"))
+			parse_listener_chain(cf, l);
 		else if (parse_forward(cf, &l->forward) == 0) {
 			conf_end(cf);
 			break;

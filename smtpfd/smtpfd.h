@@ -96,8 +96,70 @@ struct listener {
 	enum proxy_tls		 tls;		/* proxy listeners */
 	int			 accept_identity; /* proxy: XCLIENT/XFORWARD
 						    from the client */
+	char			*chain;		/* NULL: no filtering */
 	struct downstream	 forward;
 	struct tls		*tls_ctx;	/* frontend: the server */
+};
+
+enum filter_kind {
+	FILTER_RULE,		/* built-in: phase, match, decision */
+	FILTER_LUA,
+	FILTER_EXEC,
+};
+
+/* A condition of a built-in rule; each may be negated. */
+enum rule_cond_kind {
+	COND_RDNS,		/* the client has a reverse name */
+	COND_FCRDNS,		/* ... that resolves back to its address */
+	COND_SRC,		/* the client's address is in the list */
+	COND_HELO,		/* the HELO/EHLO name matches the regex */
+	COND_MAIL_FROM,		/* the sender matches the regex */
+	COND_RCPT_TO,		/* the recipient matches the regex */
+	COND_REGEX,		/* the phase's parameter matches the regex */
+	COND_TLS,		/* TLS is active */
+	COND_AUTH,		/* the client authenticated */
+};
+
+struct rule_cond {
+	enum rule_cond_kind	 kind;
+	int			 negate;
+	char			*regex;		/* PCRE2 pattern */
+	char			**list;		/* COND_SRC: addresses, nets */
+	size_t			 nlist;
+};
+
+struct filter_conf {
+	TAILQ_ENTRY(filter_conf) entry;
+	char			*name;
+	enum filter_kind	 kind;
+	int			 timeout_ms;
+	int			 on_failure;	/* enum on_failure */
+	/* lua */
+	char			*path;
+	char			*script;	/* parent: the file; the engine
+						   gets it by IPC */
+	size_t			 script_len;
+	size_t			 memory_max;
+	uint64_t		 instructions_max;
+	/* exec */
+	char			*command;
+	char			*user, *group, *chroot;
+	char			**env;		/* "NAME=value" */
+	size_t			 nenv;
+	char			*protocol;	/* "0.7" (default) or "0.6" */
+	/* rule */
+	int			 phase;		/* enum filter_phase */
+	struct rule_cond	*conds;
+	size_t			 nconds;
+	int			 decision;	/* enum decision_kind */
+	char			*decision_text;
+};
+
+struct chain_conf {
+	TAILQ_ENTRY(chain_conf)	 entry;
+	char			*name;
+	char			**filters;
+	size_t			 nfilters;
 };
 
 struct pki {
@@ -118,6 +180,8 @@ struct smtpfd_conf {
 	unsigned int		 nlisteners;
 	TAILQ_HEAD(, listener)	 listeners;
 	TAILQ_HEAD(, pki)	 pkis;
+	TAILQ_HEAD(, filter_conf) filters;
+	TAILQ_HEAD(, chain_conf) chains;
 	/* sessions still on this configuration (after a reload) */
 	size_t			 refs;
 };
@@ -136,7 +200,15 @@ void	 smtpfd_conf_unref(struct smtpfd_conf *);
 void	 smtpfd_parse(struct conf *);
 struct listener *listener_find(unsigned int);
 struct pki *pki_find(const char *);
+struct filter_conf *filter_conf_find(const char *);
+struct chain_conf *chain_conf_find(const char *);
 const char *identity_name(enum identity);
+
+/* parse_filter.c */
+void	 parse_filter(struct conf *);
+void	 parse_chain(struct conf *);
+void	 filter_conf_free(struct filter_conf *);
+void	 chain_conf_free(struct chain_conf *);
 
 /* parent.c */
 void	 parent_init(void);
