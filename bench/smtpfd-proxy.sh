@@ -30,6 +30,18 @@
 # smtp-source and smtp-sink run on the same cores as smtpfd: with 2 cores
 # the load generator and the sink compete with smtpfd (and the direct
 # runs do not have smtpfd competing), so compare ratios from one run.
+#
+# Then the same load with a real MTA downstream, as deployed: smtp-source
+# to mtad directly, and through an smtpfd proxy in xclient mode (mtad's
+# listener takes XCLIENT from 127.0.0.1) to the same mtad.  mtad writes
+# and fsyncs every message into its queue; deliveries are held (an
+# "exit 75" mda action, and mtactl pause mda).  Every run starts a fresh
+# mtad with an empty queue (and a fresh smtpfd).  mtad's rate follows the
+# latency of its syncfs calls, which other writers on the same disk move
+# a lot from one run to the next, so each row alternates direct and
+# proxied runs BENCH_ROUNDS (3) times and sums them.  Figures: messages
+# per second, and CPU milliseconds per message of all smtpfd's and of all
+# mtad's processes (most of mtad's is the kernel's, in syncfs).
 set -u
 top=$(cd "$(dirname "$0")/.." && pwd)
 build=${1:-$top/build}
@@ -42,18 +54,21 @@ done
     exit 1; }
 T=$(mktemp -d /tmp/smtpfd-bench.XXXXXX)
 chmod 755 "$T"
-FPORT=30527 SPORT=30528
+FPORT=30527 SPORT=30528 MPORT=30529
 MSGS=${BENCH_MSGS:-5000}	# messages per run
 IDLE=${BENCH_IDLE:-1000}	# idle sessions
+ROUNDS=${BENCH_ROUNDS:-3}	# direct/proxied pairs per mtad row
 SIZE=5120
 hz=$(getconf CLK_TCK)
 trap 'stop_all; rm -rf "$T"' EXIT
 trap 'exit 1' HUP INT PIPE TERM
 
-id _smtpfd >/dev/null 2>&1 || useradd --system --no-create-home \
-    --home-dir /nonexistent --shell /usr/sbin/nologin _smtpfd
+for u in _smtpfd _mtad; do
+	id $u >/dev/null 2>&1 || useradd --system --no-create-home \
+	    --home-dir /nonexistent --shell /usr/sbin/nologin $u
+done
 
-sink_pid='' smtpfd_pid='' idle_pid=''
+sink_pid='' smtpfd_pid='' idle_pid='' mtad_pid=''
 # smtp-sink: one process, takes everything, writes nothing to disk.
 start_sink() {
 	smtp-sink -u nobody -m $((IDLE + 500)) "127.0.0.1:$SPORT" 4096 \
@@ -61,7 +76,8 @@ start_sink() {
 	sink_pid=$!
 	wait_port "$SPORT"
 }
-# start_smtpfd IDENTITY: a fresh smtpfd (so VmHWM is this run's).
+# start_smtpfd IDENTITY [PORT]: a fresh smtpfd (so VmHWM is this run's)
+# forwarding to 127.0.0.1:PORT (smtp-sink's by default).
 start_smtpfd() {
 	rm -rf "$T/empty"
 	mkdir "$T/empty"
@@ -70,7 +86,7 @@ user "_smtpfd"
 chroot "$T/empty"
 control socket "$T/smtpfd.sock"
 hostname filter.example
-proxy on 127.0.0.1 port $FPORT forward to smtp://127.0.0.1:$SPORT $1
+proxy on 127.0.0.1 port $FPORT forward to smtp://127.0.0.1:${2:-$SPORT} $1
 CONF
 	: >"$T/smtpfd.log"
 	"$build/bin/smtpfd" -d -f "$T/smtpfd.conf" >"$T/smtpfd.log" 2>&1 &
@@ -85,6 +101,48 @@ CONF
 		cat "$T/smtpfd.log" >&2
 		exit 1
 	}
+}
+# start_mtad: a fresh mtad with an empty queue, deliveries held.
+start_mtad() {
+	rm -rf "$T/mtad-queue" "$T/mtad-empty"
+	mkdir "$T/mtad-empty"
+	cat >"$T/mtad.conf" <<CONF
+user "_mtad"
+chroot "$T/mtad-empty"
+queue path "$T/mtad-queue"
+control socket "$T/mtad.sock"
+smtp max-message-size 2M
+smtp limit max-mails 1000000
+table domains { example.org }
+table trusted { 127.0.0.1 }
+listen on 127.0.0.1 port $MPORT xclient from <trusted>
+action "hold" mda "exit 75" user nobody
+match from any for domain <domains> action "hold"
+CONF
+	"$build/bin/mtad" -d -f "$T/mtad.conf" >"$T/mtad.log" 2>&1 &
+	mtad_pid=$!
+	i=0
+	while [ $i -lt 100 ] && ! grep -q "mtad ready" "$T/mtad.log"; do
+		sleep 0.1
+		i=$((i + 1))
+	done
+	grep -q "mtad ready" "$T/mtad.log" || {
+		echo "bench: mtad did not start:" >&2
+		cat "$T/mtad.log" >&2
+		exit 1
+	}
+	"$build/bin/mtactl" -s "$T/mtad.sock" pause mda >/dev/null
+}
+stop_mtad() {
+	kids=$(tree "$mtad_pid")
+	stop_pid "$mtad_pid"
+	for k in $kids; do
+		kill -9 "$k" 2>/dev/null
+	done
+	mtad_pid=
+}
+queued() {
+	find "$T/mtad-queue/queue" -name message 2>/dev/null | wc -l
 }
 stop_pid() {
 	[ -n "$1" ] || return 0
@@ -110,6 +168,7 @@ stop_all() {
 	stop_pid "$idle_pid"
 	idle_pid=
 	stop_smtpfd
+	stop_mtad
 	stop_pid "$sink_pid"
 	sink_pid=
 }
@@ -195,6 +254,31 @@ run() {
 	fi
 }
 
+# run_mta PORT SESSIONS REUSE: "seconds smtpfd-ticks mtad-ticks" for
+# $MSGS messages to mtad (PORT=MPORT) or through smtpfd to it
+# (PORT=FPORT; smtpfd-ticks is 0 without smtpfd).
+run_mta() {
+	d=
+	[ "$3" = yes ] && d=-d
+	sb=0 sa=0
+	[ -n "$smtpfd_pid" ] && sb=$(cpu "$smtpfd_pid")
+	mb=$(cpu "$mtad_pid")
+	start=$(date +%s.%N)
+	timeout 600 smtp-source $d -s "$2" -l "$SIZE" -m "$MSGS" \
+	    -f bench@example.net -t u@example.org "127.0.0.1:$1" \
+	    >"$T/source.log" 2>&1
+	rc=$?
+	end=$(date +%s.%N)
+	[ $rc -eq 0 ] || { echo "  (smtp-source exited $rc:" \
+	    "$(head -c 200 "$T/source.log"))" >&2; }
+	[ -n "$smtpfd_pid" ] && sa=$(cpu "$smtpfd_pid")
+	ma=$(cpu "$mtad_pid")
+	q=$(queued)
+	[ "$q" -eq "$MSGS" ] || echo "  (mtad queued $q of $MSGS)" >&2
+	echo "$start $end $((sa - sb)) $((ma - mb))" |
+	    awk '{ printf "%.3f %d %d\n", $2 - $1, $3, $4 }'
+}
+
 # idle_kb: frontend VmRSS growth per session for $IDLE idle clients.
 idle_kb() {
 	fe=$(frontend)
@@ -268,4 +352,38 @@ for identity in no-identity xforward; do
 	start_smtpfd "$identity"
 	printf "%-12s %8s | %s\n" "$identity" "$IDLE" "$(idle_kb)"
 	stop_smtpfd
+done
+
+echo
+echo "downstream mtad (fsynced queue, deliveries held), smtpfd in xclient mode;" \
+    "$ROUNDS direct/proxied pairs summed per row"
+printf "%-8s %-6s | %9s %7s | %9s %9s %7s | %5s\n" sessions reused \
+    "mtad/s" "mtad ms" "smtpfd/s" "smtpfd ms" "mtad ms" ratio
+for spec in 10:yes 100:yes 10:no 100:no; do
+	s=${spec%%:*} reuse=${spec#*:}
+	: >"$T/direct"
+	: >"$T/proxied"
+	r=0
+	while [ $r -lt "$ROUNDS" ]; do
+		start_mtad
+		run_mta "$MPORT" "$s" "$reuse" >>"$T/direct"
+		stop_mtad
+		start_mtad
+		start_smtpfd xclient "$MPORT"
+		run_mta "$FPORT" "$s" "$reuse" >>"$T/proxied"
+		stop_smtpfd
+		stop_mtad
+		r=$((r + 1))
+	done
+	# Sums over the rounds: messages / seconds, ticks / messages.
+	awk -v n="$MSGS" -v hz="$hz" '
+	FNR == 1 { f++ }
+	{ t[f] += $1; sc[f] += $2; mc[f] += $3; m[f] += n }
+	END {
+		printf "%9.0f %7.3f | %9.0f %9.3f %7.3f | %5.2f\n",
+		    m[1] / t[1], mc[1] * 1000 / hz / m[1],
+		    m[2] / t[2], sc[2] * 1000 / hz / m[2],
+		    mc[2] * 1000 / hz / m[2], t[1] / t[2]
+	}' "$T/direct" "$T/proxied" >"$T/row"
+	printf "%-8s %-6s | %s\n" "$s" "$reuse" "$(cat "$T/row")"
 done
