@@ -33,6 +33,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct filter_conf;
+
 enum filter_phase {
 	PHASE_CONNECT,
 	PHASE_HELO,
@@ -152,6 +154,10 @@ struct filter_ops {
 		    const char *, uint64_t);
 	/* the engine stops, or a reload drops the filter */
 	void	(*stop)(struct filter *);
+	/* bytes the filter has not taken yet (NULL: none): the engine
+	 * holds the frontend's data lines back while it is large, until
+	 * the kind calls filter_drained() */
+	size_t	(*backlog)(struct filter *);
 };
 
 struct filter_stats {
@@ -175,14 +181,33 @@ struct filter {
 	uint32_t		 events;	/* 1 << EVENT_*: reported */
 	int			 timeout_ms;
 	enum on_failure		 on_failure;
+	int			 ready;		/* phases and events known */
 	int			 broken;	/* too many restarts: tempfail */
 	struct filter_stats	 stats;
+	const struct filter_conf *conf;		/* its statement */
 };
 
 /* filter.c: what filter kinds call */
 void	 filter_answer(struct fsession *, uint64_t, const struct decision *);
 void	 filter_line(struct fsession *, uint64_t, const char *);
 void	 filter_failure(struct filter *, struct fsession *, const char *);
+/* the filter's phases and events are known (exec: register|ready) */
+void	 filter_ready(struct filter *);
+/* a filter with a backlog took it */
+void	 filter_drained(struct filter *);
+/* engine.c: every session in a chain holding this filter */
+struct fsession *engine_sessions_first(void);
+struct fsession *engine_sessions_next(struct fsession *);
+int	 fsession_has_filter(struct fsession *, struct filter *);
+/* engine.c: ask the parent to start an exec filter's process again */
+void	 engine_restart_filter(struct filter *);
+/* filter_exec.c, filter_lua.c, filter_rule.c */
+extern const struct filter_ops filter_exec_ops, filter_lua_ops,
+	    filter_rule_ops;
+/* filter_exec.c: the parent started the filter's process: its socket */
+void	 filter_exec_attach(struct filter *, int);
+/* filter_lua.c: the script, sent by the parent */
+int	 filter_lua_load(struct filter *, const char *, size_t);
 const char *filter_phase_name(enum filter_phase);
 const char *filter_event_name(enum filter_event);
 int	 filter_phase_by_name(const char *);

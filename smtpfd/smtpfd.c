@@ -17,8 +17,8 @@ smtpfd_empty_dir(void)
 static const struct proc_role smtpfd_roles[] = {
 	{ "frontend",	smtpfd_empty_dir, frontend_init, frontend_dispatch,
 	    frontend_configured, 0, frontend_reconfigured },
-	/* The filter engine comes with the filters. */
-	{ "engine",	smtpfd_empty_dir, NULL,	NULL,	NULL,	0, NULL },
+	{ "engine",	smtpfd_empty_dir, engine_init,	engine_dispatch,
+	    engine_configured, 0, engine_reconfigured },
 	{ "control",	smtpfd_empty_dir, control_init,	control_dispatch,
 	    control_configured, 0, NULL },
 };
@@ -26,6 +26,8 @@ static const struct proc_role smtpfd_roles[] = {
 /* Roles that talk directly, without the parent in between. */
 static const char *smtpfd_peers[][2] = {
 	{ "control",	"frontend" },
+	{ "control",	"engine" },
+	{ "frontend",	"engine" },
 	{ NULL,		NULL },
 };
 

@@ -42,9 +42,21 @@ enum smtpfd_msg_type {
 	SMTPFD_MSG_CTL_REQUEST,
 	SMTPFD_MSG_CTL_LINE,
 	SMTPFD_MSG_CTL_END,
+	SMTPFD_MSG_FILTER_SCRIPT,	/* parent -> engine: s name, d text */
+	SMTPFD_MSG_FILTER_PROC,		/* parent -> engine: s name, fd */
+	SMTPFD_MSG_FILTER_RESTART,	/* engine -> parent: s name */
+	SMTPFD_MSG_SESSION_OPEN,	/* frontend -> engine, see engine.c */
+	SMTPFD_MSG_SESSION_CHAIN,	/* engine -> frontend */
+	SMTPFD_MSG_SESSION_CLOSE,	/* frontend -> engine: q id */
+	SMTPFD_MSG_FILTER_QUERY,	/* frontend -> engine */
+	SMTPFD_MSG_FILTER_DECISION,	/* engine -> frontend */
+	SMTPFD_MSG_FILTER_EVENT,	/* frontend -> engine */
+	SMTPFD_MSG_FILTER_DATA,		/* frontend -> engine: q id, s line */
+	SMTPFD_MSG_FILTER_DATA_OUT,	/* engine -> frontend: q id, s line */
+	SMTPFD_MSG_FILTER_DATA_ACK,	/* engine -> frontend: q id, u lines */
 };
 
-#define SMTPFD_NTYPES	(PROC_IPC_NTYPES + SMTPFD_MSG_CTL_END - 100 + 1)
+#define SMTPFD_NTYPES	(PROC_IPC_NTYPES + SMTPFD_MSG_FILTER_DATA_ACK - 100 + 1)
 extern const struct ipc_type	smtpfd_types[];
 
 /* smtpfctl commands (CTL_REQUEST) */
@@ -54,6 +66,7 @@ enum smtpfd_ctl {
 	CTL_RELOAD,
 	CTL_LOG_VERBOSE,
 	CTL_LOG_BRIEF,
+	CTL_SHOW_FILTERS,
 };
 
 /* How the downstream MTA learns who the client really is. */
@@ -214,6 +227,16 @@ void	 chain_conf_free(struct chain_conf *);
 void	 parent_init(void);
 void	 parent_send_config(struct proc_child *);
 int	 parent_dispatch(struct ipc_chan *, struct ipc_msg *);
+
+/* parent_filter.c: the processes of exec filters */
+void	 parent_filters_start(struct proc_child *);
+int	 parent_filter_restart(const char *);
+
+/* engine.c */
+void	 engine_init(struct ipc_chan *);
+int	 engine_dispatch(struct ipc_chan *, struct ipc_msg *);
+void	 engine_configured(struct ipc_chan *);
+void	 engine_reconfigured(struct ipc_chan *);
 
 /* frontend.c */
 void	 frontend_init(struct ipc_chan *);

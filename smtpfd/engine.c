@@ -1,0 +1,722 @@
+/*
+ * The engine process: it holds the filters (Lua states, the sockets of
+ * exec filters' processes, built-in rules) and the chains, and answers
+ * the frontend's questions about its sessions (filter.c runs a chain).
+ * It runs chrooted and unprivileged; the parent starts exec filters'
+ * processes and hands it their sockets, and sends it the Lua scripts.
+ *
+ * Messages with the frontend (one session each, by the frontend's id):
+ *	SESSION_OPEN	q id, u listener, s addr, u port, s local addr,
+ *			u local port, s rdns, s tag
+ *	SESSION_CHAIN	q id, u phases, u events: what the frontend must
+ *			ask and tell (0, 0: the session is not filtered)
+ *	FILTER_QUERY	q id, u phase, s parameter
+ *	FILTER_DECISION	q id, u phase, u decision, u junk, s text
+ *	FILTER_EVENT	q id, u event, s parameters (OpenSMTPD 0.7 layout)
+ *	FILTER_DATA	q id, s line; FILTER_DATA_ACK q id, u lines taken
+ *	FILTER_DATA_OUT	q id, s line (the last is ".")
+ *	SESSION_CLOSE	q id
+ *
+ * A reload builds a new generation of filters and chains for new
+ * sessions; the old one stays until its last session closes.
+ */
+#include <sys/types.h>
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine.h"
+#include "ipc.h"
+#include "log.h"
+#include "smtpfd.h"
+#include "xmalloc.h"
+
+/* Data lines the engine holds for a session before the frontend waits. */
+#define BACKLOG_MAX	(256 * 1024)
+
+struct stash {
+	TAILQ_ENTRY(stash)	 entry;
+	char			*name;
+	char			*script;	/* FILTER_SCRIPT */
+	size_t			 len;
+	int			 fd;		/* FILTER_PROC */
+};
+
+struct esession {
+	struct fsession		 fs;		/* first: filters see this */
+	int			 waiting;	/* for the chain to be ready */
+	uint32_t		 unacked;	/* data lines not acked */
+};
+
+static TAILQ_HEAD(, fsession)	 sessions = TAILQ_HEAD_INITIALIZER(sessions);
+static TAILQ_HEAD(, stash)	 stashed = TAILQ_HEAD_INITIALIZER(stashed);
+static struct generation	*current;
+static struct ipc_chan		*parent_chan;
+
+static void	 session_close(struct fsession *);
+
+void
+engine_init(struct ipc_chan *parent)
+{
+	parent_chan = parent;
+}
+
+static struct ipc_chan *
+frontend(void)
+{
+	return proc_peer("frontend");
+}
+
+struct fsession *
+engine_sessions_first(void)
+{
+	return TAILQ_FIRST(&sessions);
+}
+
+struct fsession *
+engine_sessions_next(struct fsession *fs)
+{
+	return TAILQ_NEXT(fs, entry);
+}
+
+int
+fsession_has_filter(struct fsession *fs, struct filter *f)
+{
+	size_t	 i;
+
+	if (fs->chain == NULL)
+		return 0;
+	for (i = 0; i < fs->chain->nfilters; i++)
+		if (fs->chain->filters[i] == f)
+			return 1;
+	return 0;
+}
+
+static struct fsession *
+session_find(uint64_t id)
+{
+	struct fsession	*fs;
+
+	TAILQ_FOREACH(fs, &sessions, entry)
+		if (fs->id == id)
+			return fs;
+	return NULL;
+}
+
+/*
+ * Building a generation.
+ */
+static const struct filter_ops *
+ops_of(enum filter_kind kind)
+{
+	switch (kind) {
+	case FILTER_RULE:
+		return &filter_rule_ops;
+	case FILTER_LUA:
+		return &filter_lua_ops;
+	case FILTER_EXEC:
+		return &filter_exec_ops;
+	}
+	fatalx("unknown filter kind %d", kind);
+}
+
+static struct filter *
+gen_filter(struct generation *g, const char *name)
+{
+	struct filter	*f;
+
+	TAILQ_FOREACH(f, &g->filters, entry)
+		if (strcmp(f->name, name) == 0)
+			return f;
+	return NULL;
+}
+
+static struct chain *
+gen_chain(struct generation *g, const char *name)
+{
+	struct chain	*c;
+
+	TAILQ_FOREACH(c, &g->chains, entry)
+		if (strcmp(c->name, name) == 0)
+			return c;
+	return NULL;
+}
+
+static void
+add_chain(struct generation *g, const char *name, char **names, size_t n)
+{
+	struct chain	*c;
+	size_t		 i;
+
+	c = xcalloc(1, sizeof(*c));
+	c->name = xstrdup(name);
+	c->gen = g;
+	c->filters = xcalloc(n, sizeof(*c->filters));
+	for (i = 0; i < n; i++)
+		if ((c->filters[i] = gen_filter(g, names[i])) == NULL)
+			fatalx("chain %s: no filter %s", name, names[i]);
+	c->nfilters = n;
+	TAILQ_INSERT_TAIL(&g->chains, c, entry);
+}
+
+/* Scripts and sockets the parent sent before the generation was made. */
+static void
+use_stash(struct generation *g)
+{
+	struct stash	*st;
+	struct filter	*f;
+
+	while ((st = TAILQ_FIRST(&stashed)) != NULL) {
+		TAILQ_REMOVE(&stashed, st, entry);
+		if ((f = gen_filter(g, st->name)) == NULL)
+			fatalx("the parent sent something for an unknown "
+			    "filter %s", st->name);
+		if (st->script != NULL) {
+			if (filter_lua_load(f, st->script, st->len) == -1)
+				f->broken = 1;
+		} else
+			filter_exec_attach(f, st->fd);
+		free(st->name);
+		free(st->script);
+		free(st);
+	}
+}
+
+static struct generation *
+gen_build(void)
+{
+	struct generation	*g;
+	struct filter_conf	*fc;
+	struct chain_conf	*cc;
+	struct listener		*l;
+	struct filter		*f;
+
+	g = xcalloc(1, sizeof(*g));
+	TAILQ_INIT(&g->filters);
+	TAILQ_INIT(&g->chains);
+	TAILQ_FOREACH(fc, &smtpfd_conf->filters, entry) {
+		f = xcalloc(1, sizeof(*f));
+		f->name = xstrdup(fc->name);
+		f->conf = fc;
+		f->ops = ops_of(fc->kind);
+		f->timeout_ms = fc->timeout_ms;
+		f->on_failure = (enum on_failure)fc->on_failure;
+		TAILQ_INSERT_TAIL(&g->filters, f, entry);
+	}
+	TAILQ_FOREACH(cc, &smtpfd_conf->chains, entry)
+		add_chain(g, cc->name, cc->filters, cc->nfilters);
+	/* A listener may name one filter instead of a chain. */
+	TAILQ_FOREACH(l, &smtpfd_conf->listeners, entry)
+		if (l->chain != NULL && gen_chain(g, l->chain) == NULL)
+			add_chain(g, l->chain, &l->chain, 1);
+	use_stash(g);
+	TAILQ_FOREACH(f, &g->filters, entry)
+		if (f->ops->start(f) == -1)
+			fatalx("filter %s cannot start", f->name);
+	return g;
+}
+
+static void
+gen_free(struct generation *g)
+{
+	struct filter	*f;
+	struct chain	*c;
+
+	while ((c = TAILQ_FIRST(&g->chains)) != NULL) {
+		TAILQ_REMOVE(&g->chains, c, entry);
+		free(c->filters);
+		free(c->name);
+		free(c);
+	}
+	while ((f = TAILQ_FIRST(&g->filters)) != NULL) {
+		TAILQ_REMOVE(&g->filters, f, entry);
+		if (f->ops->stop != NULL)
+			f->ops->stop(f);
+		free(f->name);
+		free(f);
+	}
+	free(g);
+}
+
+void
+engine_configured(struct ipc_chan *parent)
+{
+	(void)parent;
+	current = gen_build();
+}
+
+/* A reload: new sessions get the new generation. */
+void
+engine_reconfigured(struct ipc_chan *parent)
+{
+	struct generation	*old = current;
+
+	(void)parent;
+	current = gen_build();
+	old->retired = 1;
+	if (old->refs == 0)
+		gen_free(old);
+	log_info("filters reloaded: new sessions use the new chains");
+}
+
+/*
+ * Sessions.
+ */
+static int
+chain_ready(struct chain *c)
+{
+	size_t	 i;
+
+	for (i = 0; i < c->nfilters; i++)
+		if (!c->filters[i]->ready && !c->filters[i]->broken)
+			return 0;
+	return 1;
+}
+
+static void
+send_chain(struct fsession *fs)
+{
+	struct ipc_chan	*chan = frontend();
+	uint32_t	 phases = 0, events = 0;
+	size_t		 i;
+
+	for (i = 0; fs->chain != NULL && i < fs->chain->nfilters; i++) {
+		phases |= fs->chain->filters[i]->phases;
+		events |= fs->chain->filters[i]->events;
+		/* A filter out of service answers at connect already. */
+		if (fs->chain->filters[i]->broken)
+			phases |= 1U << PHASE_CONNECT;
+	}
+	ipc_begin(chan, SMTPFD_MSG_SESSION_CHAIN, -1);
+	ipc_add_u64(chan, fs->id);
+	ipc_add_u32(chan, phases);
+	ipc_add_u32(chan, events);
+	ipc_end(chan);
+}
+
+/* A filter became ready: sessions that waited for it go on. */
+void
+filter_ready(struct filter *f)
+{
+	struct fsession	*fs;
+	struct esession	*es;
+
+	f->ready = 1;
+	TAILQ_FOREACH(fs, &sessions, entry) {
+		es = (struct esession *)fs;
+		if (es->waiting && chain_ready(fs->chain)) {
+			es->waiting = 0;
+			send_chain(fs);
+		}
+	}
+}
+
+static void
+session_open(struct ipc_msg *msg)
+{
+	struct esession	*es;
+	struct fsession	*fs;
+	struct listener	*l;
+	size_t		 i;
+	uint32_t	 index;
+
+	es = xcalloc(1, sizeof(*es));
+	fs = &es->fs;
+	fs->id = ipc_get_u64(msg);
+	index = ipc_get_u32(msg);
+	snprintf(fs->addr, sizeof(fs->addr), "%s", ipc_get_string(msg));
+	fs->port = (int)ipc_get_u32(msg);
+	snprintf(fs->local_addr, sizeof(fs->local_addr), "%s",
+	    ipc_get_string(msg));
+	fs->local_port = (int)ipc_get_u32(msg);
+	snprintf(fs->rdns, sizeof(fs->rdns), "%s", ipc_get_string(msg));
+	snprintf(fs->tag, sizeof(fs->tag), "%s", ipc_get_string(msg));
+	ipc_get_end(msg);
+	if (session_find(fs->id) != NULL)
+		fatalx("frontend opened session %016" PRIx64 " twice", fs->id);
+	TAILQ_INSERT_TAIL(&sessions, fs, entry);
+	if ((l = listener_find(index)) != NULL && l->chain != NULL)
+		fs->chain = gen_chain(current, l->chain);
+	if (fs->chain == NULL) {
+		send_chain(fs);
+		return;
+	}
+	fs->chain->gen->refs++;
+	fs->fstate = xcalloc(fs->chain->nfilters, sizeof(*fs->fstate));
+	for (i = 0; i < fs->chain->nfilters; i++)
+		if (fs->chain->filters[i]->ops->session_open != NULL)
+			fs->chain->filters[i]->ops->session_open(
+			    fs->chain->filters[i], fs);
+	if (!chain_ready(fs->chain)) {
+		es->waiting = 1;
+		return;
+	}
+	send_chain(fs);
+}
+
+static void
+tx_clear(struct fsession *fs)
+{
+	size_t	 i;
+
+	for (i = 0; i < fs->nrcpts; i++)
+		free(fs->rcpts[i]);
+	free(fs->rcpts);
+	fs->rcpts = NULL;
+	fs->nrcpts = 0;
+	fs->msgid = 0;
+	fs->mail_from[0] = '\0';
+	fs->junk = 0;
+}
+
+static void
+session_close(struct fsession *fs)
+{
+	struct generation	*g;
+	size_t			 i;
+
+	TAILQ_REMOVE(&sessions, fs, entry);
+	filter_session_end(fs);
+	if (fs->chain != NULL) {
+		for (i = 0; i < fs->chain->nfilters; i++)
+			if (fs->chain->filters[i]->ops->session_close != NULL)
+				fs->chain->filters[i]->ops->session_close(
+				    fs->chain->filters[i], fs);
+		g = fs->chain->gen;
+		if (--g->refs == 0 && g->retired)
+			gen_free(g);
+	}
+	tx_clear(fs);
+	free(fs->fstate);
+	free(fs);
+}
+
+/* The field after n '|' in an event's parameters. */
+static const char *
+event_field(const char *params, int n, char *buf, size_t size)
+{
+	const char	*p = params;
+	size_t		 len;
+
+	while (n-- > 0)
+		if ((p = strchr(p, '|')) == NULL)
+			return "";
+		else
+			p++;
+	len = strcspn(p, "|");
+	if (len >= size)
+		len = size - 1;
+	memcpy(buf, p, len);
+	buf[len] = '\0';
+	return buf;
+}
+
+/* What the engine keeps of a session, from its events. */
+static void
+session_track(struct fsession *fs, enum filter_event ev, const char *params)
+{
+	char	 buf[512];
+
+	switch (ev) {
+	case EVENT_LINK_IDENTIFY:
+		event_field(params, 1, fs->helo, sizeof(fs->helo));
+		break;
+	case EVENT_LINK_TLS:
+		fs->tls = 1;
+		snprintf(fs->tls_info, sizeof(fs->tls_info), "%s", params);
+		break;
+	case EVENT_LINK_AUTH:
+		if (strcmp(event_field(params, 0, buf, sizeof(buf)),
+		    "pass") == 0)
+			event_field(params, 1, fs->auth_user,
+			    sizeof(fs->auth_user));
+		break;
+	case EVENT_TX_BEGIN:
+		tx_clear(fs);
+		fs->msgid = (uint32_t)strtoul(params, NULL, 16);
+		break;
+	case EVENT_TX_MAIL:
+		if (strcmp(event_field(params, 1, buf, sizeof(buf)), "ok") == 0)
+			event_field(params, 2, fs->mail_from,
+			    sizeof(fs->mail_from));
+		break;
+	case EVENT_TX_RCPT:
+		if (strcmp(event_field(params, 1, buf, sizeof(buf)), "ok") == 0) {
+			fs->rcpts = xreallocarray(fs->rcpts, fs->nrcpts + 1,
+			    sizeof(*fs->rcpts));
+			fs->rcpts[fs->nrcpts++] = xstrdup(event_field(params,
+			    2, buf, sizeof(buf)));
+		}
+		break;
+	case EVENT_TX_RESET:
+	case EVENT_TX_COMMIT:
+	case EVENT_TX_ROLLBACK:
+		filter_data_abort(fs);
+		break;
+	default:
+		break;
+	}
+}
+
+static void
+session_event(struct fsession *fs, enum filter_event ev, const char *params)
+{
+	struct filter	*f;
+	size_t		 i;
+
+	session_track(fs, ev, params);
+	for (i = 0; fs->chain != NULL && i < fs->chain->nfilters; i++) {
+		f = fs->chain->filters[i];
+		if ((f->events & (1U << ev)) && !f->broken &&
+		    f->ops->report != NULL)
+			f->ops->report(f, fs, ev, params);
+	}
+	/* tx-reset and tx-rollback end the transaction for filters too */
+	if (ev == EVENT_TX_RESET || ev == EVENT_TX_ROLLBACK ||
+	    ev == EVENT_TX_COMMIT)
+		tx_clear(fs);
+}
+
+/* A filter said "report": the other filters hear of it. */
+void
+engine_report_all(struct fsession *fs, struct filter *from, const char *text)
+{
+	char	 params[DECISION_TEXT_MAX + 300];
+
+	snprintf(params, sizeof(params), "%s|%s|%s", from->conf->kind ==
+	    FILTER_RULE ? "builtin" : "proc", from->name, text);
+	session_event(fs, EVENT_FILTER_REPORT, params);
+}
+
+static int
+backlogged(struct fsession *fs)
+{
+	struct filter	*f;
+	size_t		 i;
+
+	for (i = 0; i < fs->chain->nfilters; i++) {
+		f = fs->chain->filters[i];
+		if ((f->phases & (1U << PHASE_DATA_LINE)) &&
+		    f->ops->backlog != NULL && f->ops->backlog(f) > BACKLOG_MAX)
+			return 1;
+	}
+	return 0;
+}
+
+static void
+send_ack(struct fsession *fs)
+{
+	struct esession	*es = (struct esession *)fs;
+	struct ipc_chan	*chan = frontend();
+
+	if (es->unacked == 0)
+		return;
+	ipc_begin(chan, SMTPFD_MSG_FILTER_DATA_ACK, -1);
+	ipc_add_u64(chan, fs->id);
+	ipc_add_u32(chan, es->unacked);
+	ipc_end(chan);
+	es->unacked = 0;
+}
+
+/* A filter took its backlog: the frontend may send more. */
+void
+filter_drained(struct filter *f)
+{
+	struct fsession	*fs;
+
+	TAILQ_FOREACH(fs, &sessions, entry)
+		if (fsession_has_filter(fs, f) && !backlogged(fs))
+			send_ack(fs);
+}
+
+static void
+session_data(struct fsession *fs, const char *line)
+{
+	struct esession	*es = (struct esession *)fs;
+
+	es->unacked++;
+	filter_data_start_line(fs, line);
+	if ((fs = session_find(es->fs.id)) != NULL && !backlogged(fs))
+		send_ack(fs);
+}
+
+void
+engine_send_decision(struct fsession *fs, enum filter_phase phase,
+    const struct decision *d, int junk)
+{
+	struct ipc_chan	*chan = frontend();
+
+	ipc_begin(chan, SMTPFD_MSG_FILTER_DECISION, -1);
+	ipc_add_u64(chan, fs->id);
+	ipc_add_u32(chan, phase);
+	ipc_add_u32(chan, d->kind);
+	ipc_add_u32(chan, (uint32_t)junk);
+	ipc_add_string(chan, d->text);
+	ipc_end(chan);
+}
+
+void
+engine_send_line(struct fsession *fs, const char *line)
+{
+	struct ipc_chan	*chan = frontend();
+
+	ipc_begin(chan, SMTPFD_MSG_FILTER_DATA_OUT, -1);
+	ipc_add_u64(chan, fs->id);
+	ipc_add_string(chan, line);
+	ipc_end(chan);
+}
+
+void
+engine_restart_filter(struct filter *f)
+{
+	ipc_begin(parent_chan, SMTPFD_MSG_FILTER_RESTART, -1);
+	ipc_add_string(parent_chan, f->name);
+	ipc_end(parent_chan);
+}
+
+/*
+ * smtpfctl show filters: one line per filter of the current generation.
+ */
+static void
+show_filters(struct ipc_chan *chan, uint64_t client)
+{
+	static const char	*bounds[] = { "0.0001", "0.0005", "0.001",
+	    "0.005", "0.01", "0.05", "0.1", "0.5", "1", "5", "+Inf" };
+	struct filter		*f;
+	struct filter_stats	*st;
+	char			 hist[512];
+	size_t			 i, off;
+	uint64_t		 cum;
+
+	TAILQ_FOREACH(f, &current->filters, entry) {
+		st = &f->stats;
+		hist[0] = '\0';
+		for (i = 0, off = 0, cum = 0; i < 11; i++) {
+			cum += st->latency[i];
+			off += (size_t)snprintf(hist + off, sizeof(hist) - off,
+			    " le%s=%" PRIu64, bounds[i], cum);
+			if (off >= sizeof(hist))
+				break;
+		}
+		ctl_line(chan, client, "%s kind=%s state=%s calls=%" PRIu64
+		    " proceed=%" PRIu64 " rewrite=%" PRIu64 " junk=%" PRIu64
+		    " report=%" PRIu64 " bypass=%" PRIu64 " reject=%" PRIu64
+		    " disconnect=%" PRIu64 " failures=%" PRIu64
+		    " timeouts=%" PRIu64 " restarts=%" PRIu64
+		    " latency_sum=%.6f%s", f->name,
+		    f->conf->kind == FILTER_RULE ? "rule" :
+		    f->conf->kind == FILTER_LUA ? "lua" : "exec",
+		    f->broken ? "broken" : f->ready ? "ready" : "starting",
+		    st->calls, st->decisions[DECISION_PROCEED],
+		    st->decisions[DECISION_REWRITE],
+		    st->decisions[DECISION_JUNK],
+		    st->decisions[DECISION_REPORT],
+		    st->decisions[DECISION_BYPASS],
+		    st->decisions[DECISION_REJECT],
+		    st->decisions[DECISION_DISCONNECT], st->failures,
+		    st->timeouts, st->restarts, st->latency_sum, hist);
+	}
+	ctl_end(chan, client, 0, "%s", "");
+}
+
+static void
+stash_add(struct ipc_msg *msg, int script)
+{
+	struct stash	*st;
+	const void	*p;
+	struct filter	*f;
+
+	st = xcalloc(1, sizeof(*st));
+	st->name = xstrdup(ipc_get_string(msg));
+	st->fd = -1;
+	if (script) {
+		p = ipc_get_data(msg, &st->len);
+		st->script = xmalloc(st->len + 1);
+		memcpy(st->script, p, st->len);
+		st->script[st->len] = '\0';
+	} else
+		st->fd = msg->fd;
+	ipc_get_end(msg);
+	/* A restarted exec filter: straight to the running filter. */
+	if (!script && current != NULL &&
+	    (f = gen_filter(current, st->name)) != NULL) {
+		filter_exec_attach(f, st->fd);
+		free(st->name);
+		free(st);
+		return;
+	}
+	TAILQ_INSERT_TAIL(&stashed, st, entry);
+}
+
+int
+engine_dispatch(struct ipc_chan *chan, struct ipc_msg *msg)
+{
+	struct fsession	*fs = NULL;
+	const char	*s;
+	uint64_t	 id;
+	uint32_t	 u;
+
+	switch (msg->type) {
+	case SMTPFD_MSG_FILTER_SCRIPT:
+	case SMTPFD_MSG_FILTER_PROC:
+		if (chan != parent_chan)
+			return -1;
+		stash_add(msg, msg->type == SMTPFD_MSG_FILTER_SCRIPT);
+		return 0;
+	case SMTPFD_MSG_CTL_REQUEST:
+		if (strcmp(chan->peer, "control") != 0)
+			return -1;
+		id = ipc_get_u64(msg);
+		u = ipc_get_u32(msg);
+		(void)ipc_get_string(msg);
+		ipc_get_end(msg);
+		if (u == CTL_SHOW_FILTERS)
+			show_filters(chan, id);
+		else
+			ctl_end(chan, id, 1, "unexpected request");
+		return 0;
+	default:
+		break;
+	}
+	if (strcmp(chan->peer, "frontend") != 0)
+		return -1;
+	if (msg->type == SMTPFD_MSG_SESSION_OPEN) {
+		session_open(msg);
+		return 0;
+	}
+	id = ipc_get_u64(msg);
+	if ((fs = session_find(id)) == NULL)
+		fatalx("frontend names unknown session %016" PRIx64, id);
+	switch (msg->type) {
+	case SMTPFD_MSG_SESSION_CLOSE:
+		ipc_get_end(msg);
+		session_close(fs);
+		return 0;
+	case SMTPFD_MSG_FILTER_QUERY:
+		u = ipc_get_u32(msg);
+		s = ipc_get_string(msg);
+		ipc_get_end(msg);
+		if (u >= NPHASES || fs->chain == NULL)
+			return -1;
+		filter_query_start(fs, (enum filter_phase)u, s);
+		return 0;
+	case SMTPFD_MSG_FILTER_EVENT:
+		u = ipc_get_u32(msg);
+		s = ipc_get_string(msg);
+		ipc_get_end(msg);
+		if (u >= NEVENTS)
+			return -1;
+		session_event(fs, (enum filter_event)u, s);
+		return 0;
+	case SMTPFD_MSG_FILTER_DATA:
+		s = ipc_get_string(msg);
+		ipc_get_end(msg);
+		if (fs->chain == NULL)
+			return -1;
+		session_data(fs, s);
+		return 0;
+	}
+	return -1;
+}
