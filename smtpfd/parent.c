@@ -20,6 +20,9 @@
 #include "smtpfd.h"
 #include "xmalloc.h"
 
+/* A Lua script travels in pieces under the IPC payload limit. */
+#define SCRIPT_CHUNK	(60 * 1024)
+
 struct listen_socket {
 	unsigned int	 index;
 	int		 fd;
@@ -155,6 +158,33 @@ send_frontend_config(struct proc_child *c)
 	nsockets = 0;	/* the descriptors went with the messages */
 }
 
+/*
+ * The engine is chrooted: it gets each Lua filter's script from us, in
+ * pieces that fit a message (the engine puts them back together).
+ */
+static void
+send_engine_config(struct proc_child *c)
+{
+	struct filter_conf	*f;
+	size_t			 off, n;
+
+	TAILQ_FOREACH(f, &smtpfd_conf->filters, entry) {
+		if (f->kind != FILTER_LUA || f->script == NULL)
+			continue;
+		off = 0;
+		do {
+			n = f->script_len - off;
+			if (n > SCRIPT_CHUNK)
+				n = SCRIPT_CHUNK;
+			ipc_begin(&c->chan, SMTPFD_MSG_FILTER_SCRIPT, -1);
+			ipc_add_string(&c->chan, f->name);
+			ipc_add_data(&c->chan, f->script + off, n);
+			ipc_end(&c->chan);
+			off += n;
+		} while (off < f->script_len);
+	}
+}
+
 void
 parent_send_config(struct proc_child *c)
 {
@@ -164,7 +194,8 @@ parent_send_config(struct proc_child *c)
 		ipc_begin(&c->chan, SMTPFD_MSG_CONTROL_SOCKET, control_fd);
 		ipc_end(&c->chan);
 		control_fd = -1;
-	}
+	} else if (strcmp(c->role->name, "engine") == 0)
+		send_engine_config(c);
 }
 
 /* Requests the control process forwards to the parent. */
