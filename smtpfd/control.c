@@ -48,6 +48,9 @@ control_route(uint32_t cmd, struct ipc_chan **to)
 	case CTL_SHOW_STATS:
 		to[0] = proc_peer("frontend");
 		return 1;
+	case CTL_SHOW_FILTERS:
+		to[0] = proc_peer("engine");
+		return 1;
 	case CTL_RELOAD:
 	case CTL_LOG_VERBOSE:
 	case CTL_LOG_BRIEF:

@@ -78,6 +78,21 @@ downstream_start(struct session *s)
 	s->down_state = D_BANNER;
 }
 
+/*
+ * A new connection in the middle of the session: a message refused
+ * after its content went down can only be taken back by dropping the
+ * connection.  The same handshake follows, then the client's EHLO is
+ * said again; the client reads nothing of it.
+ */
+void
+downstream_restart(struct session *s)
+{
+	downstream_close(s);
+	s->down_resume = 1;
+	s->waiting = 1;		/* the client's next commands wait */
+	downstream_start(s);
+}
+
 void
 downstream_close(struct session *s)
 {

@@ -33,6 +33,13 @@
 #include "smtpfd.h"
 #include "xmalloc.h"
 
+/* Events the engine follows for its own view of a session (rules). */
+#define TRACKED_EVENTS	((1U << EVENT_LINK_IDENTIFY) | (1U << EVENT_LINK_TLS) | \
+	    (1U << EVENT_LINK_AUTH) | (1U << EVENT_TX_BEGIN) | \
+	    (1U << EVENT_TX_MAIL) | (1U << EVENT_TX_RCPT) | \
+	    (1U << EVENT_TX_RESET) | (1U << EVENT_TX_COMMIT) | \
+	    (1U << EVENT_TX_ROLLBACK))
+
 /* Data lines the engine holds for a session before the frontend waits. */
 #define BACKLOG_MAX	(256 * 1024)
 
@@ -289,6 +296,9 @@ send_chain(struct fsession *fs)
 		if (fs->chain->filters[i]->broken)
 			phases |= 1U << PHASE_CONNECT;
 	}
+	/* What the engine itself keeps of a filtered session. */
+	if (fs->chain != NULL)
+		events |= TRACKED_EVENTS;
 	ipc_begin(chan, SMTPFD_MSG_SESSION_CHAIN, -1);
 	ipc_add_u64(chan, fs->id);
 	ipc_add_u32(chan, phases);

@@ -263,6 +263,13 @@ frontend_dispatch(struct ipc_chan *chan, struct ipc_msg *msg)
 	    strcmp(chan->peer, "parent") != 0)
 		return -1;
 	switch (msg->type) {
+	case SMTPFD_MSG_SESSION_CHAIN:
+	case SMTPFD_MSG_FILTER_DECISION:
+	case SMTPFD_MSG_FILTER_DATA_OUT:
+	case SMTPFD_MSG_FILTER_DATA_ACK:
+		if (strcmp(chan->peer, "engine") != 0)
+			return -1;
+		return sf_dispatch(msg);
 	case SMTPFD_MSG_LISTENER:
 		u = ipc_get_u32(msg);
 		ipc_get_end(msg);

@@ -103,7 +103,12 @@ session_new(struct listener *l, const struct front_ops *front, void *ctx,
 	    "host=%s tag=%s", s->id, s->client.addr, s->client.port,
 	    s->client.rdns[0] ? s->client.rdns : "<unknown>",
 	    s->client.tag[0] ? s->client.tag : "-");
-	downstream_start(s);
+	/* With a chain, the engine speaks first (connect phase). */
+	if (l->chain != NULL) {
+		s->filtered = 1;
+		sf_open(s);
+	} else
+		downstream_start(s);
 	return s;
 }
 
@@ -116,8 +121,12 @@ session_free(struct session *s)
 	nsessions--;
 	evtimer_del(&s->ev_lost);
 	downstream_close(s);
+	sf_close(s);
+	free(s->f_line);
+	free(s->f_data_fail);
 	while (s->npending > 0) {
 		free(s->pending[s->pending_head].text);
+		free(s->pending[s->pending_head].arg);
 		s->pending_head = (s->pending_head + 1) % PENDING_MAX;
 		s->npending--;
 	}
@@ -132,6 +141,26 @@ size_t
 sessions_count(void)
 {
 	return nsessions;
+}
+
+struct session *
+session_find(uint64_t id)
+{
+	struct session	*s;
+
+	TAILQ_FOREACH(s, &sessions, entry)
+		if (s->id == id)
+			return s;
+	return NULL;
+}
+
+/* Every line the client gets goes here (filters may watch them). */
+void
+session_reply_line(struct session *s, const char *line)
+{
+	s->front->reply(s, line);
+	if (s->filtered)
+		sf_event(s, EVENT_PROTOCOL_SERVER, "%s", line);
 }
 
 /* The front has new bytes in s->cin, or may take more. */
@@ -167,7 +196,7 @@ session_fail(struct session *s, const char *reply, const char *why)
 	s->state = S_CLOSING;
 	downstream_close(s);
 	if (reply != NULL)
-		s->front->reply(s, reply);
+		session_reply_line(s, reply);
 	s->front->close(s);
 }
 
@@ -204,10 +233,25 @@ session_down_lost_later(struct session *s)
 void
 session_down_ready(struct session *s, const char *banner)
 {
+	char	 cmd[SMTP_DOMAIN_MAX + 8];
+
+	if (s->down_resume) {
+		/* A new downstream mid-session: greet it as the client did. */
+		s->down_resume = 0;
+		snprintf(cmd, sizeof(cmd), "%s %s\r\n", s->client.esmtp ?
+		    "EHLO" : "HELO", s->client.helo[0] ? s->client.helo :
+		    smtpfd_conf->hostname);
+		send_down(s, cmd, strlen(cmd));
+		pending_push(s, PENDING_INTERNAL, NULL);
+		s->waiting = 0;
+		session_process(s);
+		return;
+	}
 	if (s->state != S_CONNECTING)
 		return;
 	s->state = S_RELAY;
-	s->front->reply(s, banner);
+	session_reply_line(s, banner);
+	sf_event(s, EVENT_LINK_GREETING, "%s", smtpfd_conf->hostname);
 	session_process(s);
 }
 
@@ -217,6 +261,7 @@ session_tls_ready(struct session *s, const char *info)
 {
 	s->client.tls = 1;
 	snprintf(s->client.tls_info, sizeof(s->client.tls_info), "%s", info);
+	sf_event(s, EVENT_LINK_TLS, "%s", info);
 	if (s->state != S_TLS)
 		return;
 	log_info("%016" PRIx64 " smtp tls ciphers=%s", s->id, info);
@@ -253,7 +298,8 @@ session_can_read(struct session *s)
 {
 	return s->state == S_RELAY && !s->waiting &&
 	    (s->down == NULL || io_queued(s->down) < DOWN_OUT_HIGH) &&
-	    s->npending < PENDING_MAX - 4;
+	    s->npending < PENDING_MAX - 4 &&
+	    (!s->filtered || sf_can_read(s));
 }
 
 static void
@@ -352,10 +398,17 @@ static void
 session_content(struct session *s, const char *p, size_t len, int ended)
 {
 	size_t	 body = len;
-	int	 crlf = 0;
+	int	 crlf = 0, filtered = s->filtered && sf_content_filtered(s);
 
+	if (s->content_lines++ == 0 && s->filtered)
+		sf_content_begin(s);
+	s->msg_size += len;
 	if (!ended) {
-		send_down(s, p, len);
+		/* Through filters, a piece of a long line is a line. */
+		if (filtered)
+			sf_content_line(s, p, len);
+		else
+			send_down(s, p, len);
 		s->mid_line = 1;
 		return;
 	}
@@ -365,41 +418,109 @@ session_content(struct session *s, const char *p, size_t len, int ended)
 		crlf = 1;
 	}
 	if (!s->mid_line && body == 1 && p[0] == '.') {
-		if (crlf) {
-			send_down(s, ".\r\n", 3);
-			s->in_content = 0;
-			pending_push(s, PENDING_EOM, NULL);
-			s->nmessages++;
+		if (!crlf) {
+			/* content, never the end */
+			if (filtered)
+				sf_content_line(s, "..", 2);
+			else
+				send_down(s, "..\r\n", 4);
 			return;
 		}
-		send_down(s, "..\r\n", 4);	/* content, never the end */
+		s->in_content = 0;
+		if (filtered) {
+			sf_content_line(s, ".", 1);
+			return;
+		}
+		session_message_end(s);
+		return;
+	}
+	s->mid_line = 0;
+	if (filtered) {
+		sf_content_line(s, p, body);
 		return;
 	}
 	send_down(s, p, body);
 	send_down(s, "\r\n", 2);
-	s->mid_line = 0;
+}
+
+/* The message's "." goes downstream: its reply is the client's. */
+void
+session_message_end(struct session *s)
+{
+	s->in_content = 0;
+	send_down(s, ".\r\n", 3);
+	pending_push(s, PENDING_EOM, NULL);
+	s->nmessages++;
+}
+
+void
+session_send_down(struct session *s, const char *p, size_t len)
+{
+	send_down(s, p, len);
+}
+
+/* A reply of smtpfd's own, in its turn; close after it if asked. */
+void
+session_local_reply(struct session *s, const char *text, int close)
+{
+	pending_push(s, close ? PENDING_LOCAL_CLOSE : PENDING_LOCAL, text);
+	session_flush_local(s);
 }
 
 static void
 forward_command(struct session *s, const char *line, size_t len,
     enum pending_kind kind)
 {
+	struct smtp_command	 cmd;
+	struct pending		*p;
+	struct mailaddr		 ma;
+	const char		*params;
+
 	send_down(s, line, len);
 	send_down(s, "\r\n", 2);
 	pending_push(s, kind, NULL);
+	if (!s->filtered)
+		return;
+	/* What the filters' tx events will need from the reply. */
+	p = &s->pending[(s->pending_head + s->npending - 1) % PENDING_MAX];
+	smtp_command_parse(line, &cmd);
+	p->verb = cmd.verb;
+	if ((cmd.verb == SMTP_MAIL || cmd.verb == SMTP_RCPT) &&
+	    smtp_path_parse(cmd.args, cmd.verb == SMTP_MAIL ?
+	    SMTP_PATH_MAIL : SMTP_PATH_RCPT, 1, &ma, &params) ==
+	    SMTP_PATH_OK) {
+		char	 addr[SMTP_ADDRESS_MAX + 2];
+
+		snprintf(addr, sizeof(addr), "%s%s%s", ma.local,
+		    ma.domain[0] ? "@" : "", ma.domain);
+		p->arg = xstrdup(addr);
+	} else if (cmd.verb == SMTP_HELO || cmd.verb == SMTP_EHLO)
+		p->arg = xstrndup(cmd.args, strcspn(cmd.args, " "));
 }
 
 static void
 session_command(struct session *s, char *line, size_t len)
 {
 	struct smtp_command	 cmd;
-	const char		*p;
-	size_t			 n;
 
 	if (memchr(line, '\0', len) != NULL) {
 		local_reply(s, "500 5.5.2 NUL character in command");
 		return;
 	}
+	smtp_command_parse(line, &cmd);
+	if (s->filtered && sf_command(s, line, &cmd))
+		return;		/* the chain decides first */
+	session_execute(s, line, len);
+}
+
+/* Run a client command (as the chain let it through). */
+void
+session_execute(struct session *s, const char *line, size_t len)
+{
+	struct smtp_command	 cmd;
+	const char		*p;
+	size_t			 n;
+
 	smtp_command_parse(line, &cmd);
 	switch (cmd.verb) {
 	case SMTP_HELO:
@@ -453,6 +574,8 @@ session_command(struct session *s, char *line, size_t len)
 	case SMTP_DATA:
 		forward_command(s, line, len, PENDING_DATA);
 		s->waiting = 1;
+		s->content_lines = 0;
+		s->msg_size = 0;
 		return;
 	case SMTP_QUIT:
 		/* Nothing more is read unless the downstream says no. */
@@ -562,6 +685,9 @@ pending_pop(struct session *s)
 {
 	free(s->pending[s->pending_head].text);
 	s->pending[s->pending_head].text = NULL;
+	free(s->pending[s->pending_head].arg);
+	s->pending[s->pending_head].arg = NULL;
+	s->pending[s->pending_head].verb = SMTP_UNKNOWN;
 	s->pending_head = (s->pending_head + 1) % PENDING_MAX;
 	s->npending--;
 }
@@ -583,14 +709,22 @@ session_flush_local(struct session *s)
 
 	while ((p = pending_head(s)) != NULL) {
 		if (p->kind == PENDING_LOCAL) {
-			s->front->reply(s, p->text);
+			session_reply_line(s, p->text);
 			pending_pop(s);
 			continue;
+		}
+		if (p->kind == PENDING_LOCAL_CLOSE) {
+			session_reply_line(s, p->text);
+			pending_pop(s);
+			s->state = S_CLOSING;
+			downstream_close(s);
+			s->front->close(s);
+			return;
 		}
 		if (p->kind != PENDING_STARTTLS)
 			return;
 		pending_pop(s);
-		s->front->reply(s, "220 2.0.0 Ready to start TLS");
+		session_reply_line(s, "220 2.0.0 Ready to start TLS");
 		if ((discarded = evbuffer_get_length(s->cin)) > 0) {
 			log_warnx("%016" PRIx64 " smtp dropped %zu bytes sent "
 			    "in clear text after STARTTLS", s->id, discarded);
@@ -639,7 +773,7 @@ reply_ehlo(struct session *s, char **lines, size_t n)
 	for (i = 0; i < nkeep; i++) {
 		snprintf(buf, sizeof(buf), "250%c%s", i + 1 < nkeep ? '-' :
 		    ' ', keep[i]);
-		s->front->reply(s, buf);
+		session_reply_line(s, buf);
 	}
 }
 
@@ -649,7 +783,58 @@ reply_relay(struct session *s, char **lines, size_t n)
 	size_t	 i;
 
 	for (i = 0; i < n; i++)
-		s->front->reply(s, lines[i]);
+		session_reply_line(s, lines[i]);
+}
+
+/* What the filters hear of a reply: OpenSMTPD's tx and link events. */
+static void
+reply_events(struct session *s, struct pending *p, int code)
+{
+	const char	*result = code < 400 ? "ok" : code < 500 ? "tempfail" :
+	    "permfail";
+	const char	*arg = p->arg ? p->arg : "";
+
+	if (p->kind == PENDING_EOM) {
+		if (code >= 200 && code < 300)
+			sf_event(s, EVENT_TX_COMMIT, "%08x|%zu", s->msgid,
+			    s->msg_size);
+		else
+			sf_event(s, EVENT_TX_ROLLBACK, "%08x", s->msgid);
+		s->msgid = 0;
+		s->f_junk = s->f_junk_session;
+		return;
+	}
+	switch (p->verb) {
+	case SMTP_HELO:
+	case SMTP_EHLO:
+		if (code == 250)
+			sf_event(s, EVENT_LINK_IDENTIFY, "%s|%s",
+			    p->verb == SMTP_EHLO ? "EHLO" : "HELO", arg);
+		break;
+	case SMTP_MAIL:
+		if (code >= 200 && code < 300) {
+			if (getrandom(&s->msgid, sizeof(s->msgid), 0) !=
+			    sizeof(s->msgid) || s->msgid == 0)
+				s->msgid = 1;
+			sf_event(s, EVENT_TX_BEGIN, "%08x", s->msgid);
+		}
+		sf_event(s, EVENT_TX_MAIL, "%08x|%s|%s", s->msgid, result, arg);
+		break;
+	case SMTP_RCPT:
+		sf_event(s, EVENT_TX_RCPT, "%08x|%s|%s", s->msgid, result, arg);
+		break;
+	case SMTP_DATA:
+		sf_event(s, EVENT_TX_DATA, "%08x|%s", s->msgid, code == 354 ?
+		    "ok" : result);
+		break;
+	case SMTP_RSET:
+		sf_event(s, EVENT_TX_RESET, "%08x", s->msgid);
+		s->msgid = 0;
+		s->f_junk = s->f_junk_session;
+		break;
+	default:
+		break;
+	}
 }
 
 /* A whole reply from the downstream, for the oldest pending command. */
@@ -671,6 +856,8 @@ session_down_reply(struct session *s, char **lines, size_t n)
 			    "again later", "unexpected reply from downstream");
 		return;
 	}
+	if (s->filtered)
+		reply_events(s, p, code);
 	switch (p->kind) {
 	case PENDING_EHLO:
 		if (code == 250)
@@ -716,6 +903,7 @@ session_down_reply(struct session *s, char **lines, size_t n)
 		reply_relay(s, lines, n);
 		break;
 	case PENDING_LOCAL:
+	case PENDING_LOCAL_CLOSE:
 	case PENDING_STARTTLS:
 		fatalx("%016" PRIx64 " local reply not flushed", s->id);
 	}

@@ -18,6 +18,7 @@
 #include <stdint.h>
 #include <tls.h>
 
+#include "filter.h"
 #include "io.h"
 #include "smtp_proto.h"
 #include "smtpfd.h"
@@ -56,12 +57,15 @@ enum pending_kind {
 	PENDING_QUIT,		/* pass the reply on, then close */
 	PENDING_INTERNAL,	/* our own command: keep the reply */
 	PENDING_LOCAL,		/* answered by smtpfd: no downstream reply */
+	PENDING_LOCAL_CLOSE,	/* ... and then the session closes */
 	PENDING_STARTTLS,	/* answered by smtpfd, then TLS */
 };
 
 struct pending {
 	enum pending_kind	 kind;
 	char			*text;	/* PENDING_LOCAL: the reply */
+	enum smtp_verb		 verb;	/* for the filters' tx events */
+	char			*arg;	/* MAIL, RCPT: the address */
 };
 
 enum session_state {
@@ -135,9 +139,32 @@ struct session {
 	time_t			 started;
 	size_t			 nmessages;
 	int			 freed;
+
+	/* filtering (session_filter.c) */
+	int			 filtered;	/* the listener has a chain */
+	uint32_t		 f_phases;	/* 1 << PHASE_*: asked */
+	uint32_t		 f_events;	/* 1 << EVENT_*: told */
+	int			 f_waiting;	/* for the engine */
+	int			 f_phase;	/* what is asked */
+	char			*f_line;	/* the command it is about */
+	size_t			 f_inflight;	/* data lines not acked */
+	int			 f_dot_sent;	/* the "." went to the engine */
+	char			*f_data_fail;	/* the message is refused */
+	int			 f_junk;	/* X-Spam: Yes on this message */
+	int			 f_junk_session;
+	uint32_t		 msgid;		/* the transaction, for events */
+	size_t			 msg_size;
+	size_t			 content_lines;
+	int			 down_resume;	/* a new downstream mid-session */
 };
 
-/* session.c */
+/* session.c (and session_filter.c) */
+struct session	*session_find(uint64_t);
+void		 session_execute(struct session *, const char *, size_t);
+void		 session_local_reply(struct session *, const char *, int);
+void		 session_send_down(struct session *, const char *, size_t);
+void		 session_message_end(struct session *);
+void		 session_reply_line(struct session *, const char *);
 struct session	*session_new(struct listener *, const struct front_ops *,
 		    void *, const struct client_info *, int, int);
 void		 session_client_input(struct session *);
@@ -157,7 +184,22 @@ void		 sessions_stats(struct ipc_chan *, uint64_t);
 size_t		 sessions_count(void);
 void		 sessions_show(struct ipc_chan *, uint64_t);
 
+/* session_filter.c */
+void		 sf_open(struct session *);
+void		 sf_close(struct session *);
+void		 sf_event(struct session *, enum filter_event, const char *, ...)
+		    __attribute__((format(printf, 3, 4)));
+int		 sf_command(struct session *, const char *,
+		    const struct smtp_command *);
+int		 sf_content_filtered(struct session *);
+int		 sf_can_read(struct session *);
+void		 sf_content_begin(struct session *);
+void		 sf_content_line(struct session *, const char *, size_t);
+void		 sf_message_refused(struct session *, const char *, int);
+int		 sf_dispatch(struct ipc_msg *);
+
 /* downstream.c */
+void		 downstream_restart(struct session *);
 void		 downstream_start(struct session *);
 void		 downstream_write(struct session *, const void *, size_t);
 void		 downstream_identity(struct session *);

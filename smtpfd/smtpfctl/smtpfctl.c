@@ -1,7 +1,7 @@
 /*
  * smtpfctl: control a running smtpfd over its control socket.
  *
- *	smtpfctl [-s socket] show sessions | show stats
+ *	smtpfctl [-s socket] show sessions | show stats | show filters
  *	smtpfctl [-s socket] reload
  *	smtpfctl [-s socket] log verbose|brief
  */
@@ -11,6 +11,7 @@
 static const struct ctl_syntax commands[] = {
 	{ "show sessions",	CTL_SHOW_SESSIONS },
 	{ "show stats",		CTL_SHOW_STATS },
+	{ "show filters",	CTL_SHOW_FILTERS },
 	{ "reload",		CTL_RELOAD },
 	{ "log verbose",	CTL_LOG_VERBOSE },
 	{ "log brief",		CTL_LOG_BRIEF },

@@ -1,0 +1,541 @@
+/*
+ * A session's side of filtering: what the frontend asks and tells the
+ * engine (engine.c has the messages), and how decisions come back into
+ * the relay (session.c).
+ *
+ *  - At the start the engine says which phases the session's chain asks
+ *    about and which events it wants; nothing is asked or told beyond.
+ *  - A command whose phase is asked waits (and the session reads nothing
+ *    more) until the decision: proceed or junk runs it, rewrite runs it
+ *    with the new parameter, reject answers it, disconnect answers it
+ *    and closes.  Connect is asked before the downstream is reached.
+ *  - The content goes through the engine when the chain has data-line
+ *    filters: the client's lines go there (at most DATA_WINDOW of them
+ *    unacknowledged) and what comes back goes downstream.  The final "."
+ *    is held until the commit phase said yes; a refused message is
+ *    dropped with its downstream connection (SMTP cannot take back a
+ *    message under way), and a new one is made for what follows.
+ */
+#include <sys/types.h>
+#include <sys/random.h>
+
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "filter.h"
+#include "ipc.h"
+#include "log.h"
+#include "session.h"
+#include "xmalloc.h"
+
+#define DATA_WINDOW	512	/* content lines out to the engine */
+
+static struct ipc_chan *
+engine(void)
+{
+	return proc_peer("engine");
+}
+
+static int
+wants_phase(struct session *s, enum filter_phase p)
+{
+	return s->filtered && (s->f_phases & (1U << p));
+}
+
+static int
+wants_event(struct session *s, enum filter_event e)
+{
+	return s->filtered && (s->f_events & (1U << e));
+}
+
+void
+sf_event(struct session *s, enum filter_event e, const char *fmt, ...)
+{
+	struct ipc_chan	*chan;
+	char		 buf[4096];
+	va_list		 ap;
+
+	if (!wants_event(s, e))
+		return;
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	chan = engine();
+	ipc_begin(chan, SMTPFD_MSG_FILTER_EVENT, -1);
+	ipc_add_u64(chan, s->id);
+	ipc_add_u32(chan, e);
+	ipc_add_string(chan, buf);
+	ipc_end(chan);
+}
+
+static void
+sf_query(struct session *s, enum filter_phase phase, const char *param)
+{
+	struct ipc_chan	*chan = engine();
+
+	s->f_waiting = 1;
+	s->f_phase = phase;
+	ipc_begin(chan, SMTPFD_MSG_FILTER_QUERY, -1);
+	ipc_add_u64(chan, s->id);
+	ipc_add_u32(chan, phase);
+	ipc_add_string(chan, param);
+	ipc_end(chan);
+}
+
+/* "192.0.2.1:25", "[2001:db8::1]:25", as OpenSMTPD's reports write. */
+static void
+addr_port(const char *addr, int port, char *buf, size_t size)
+{
+	if (strcmp(addr, "unix") == 0)
+		snprintf(buf, size, "unix:%s", addr);
+	else if (strchr(addr, ':') != NULL)
+		snprintf(buf, size, "[%s]:%d", addr, port);
+	else
+		snprintf(buf, size, "%s:%d", addr, port);
+}
+
+void
+sf_open(struct session *s)
+{
+	struct ipc_chan	*chan = engine();
+
+	ipc_begin(chan, SMTPFD_MSG_SESSION_OPEN, -1);
+	ipc_add_u64(chan, s->id);
+	ipc_add_u32(chan, s->listener->index);
+	ipc_add_string(chan, s->client.addr);
+	ipc_add_u32(chan, (uint32_t)s->client.port);
+	ipc_add_string(chan, s->client.local_addr);
+	ipc_add_u32(chan, (uint32_t)s->client.local_port);
+	ipc_add_string(chan, s->client.rdns);
+	ipc_add_string(chan, s->client.tag);
+	ipc_end(chan);
+	s->f_waiting = 1;
+}
+
+void
+sf_close(struct session *s)
+{
+	struct ipc_chan	*chan;
+
+	if (!s->filtered)
+		return;
+	if (s->msgid != 0)
+		sf_event(s, EVENT_TX_ROLLBACK, "%08x", s->msgid);
+	sf_event(s, EVENT_LINK_DISCONNECT, "%s", "");
+	chan = engine();
+	ipc_begin(chan, SMTPFD_MSG_SESSION_CLOSE, -1);
+	ipc_add_u64(chan, s->id);
+	ipc_end(chan);
+}
+
+/* The engine says what the chain wants of this session. */
+static void
+sf_chain(struct session *s, uint32_t phases, uint32_t events)
+{
+	char	 src[300], dest[600];
+
+	s->f_phases = phases;
+	s->f_events = events;
+	s->f_waiting = 0;
+	addr_port(s->client.addr, s->client.port, src, sizeof(src));
+	addr_port(s->client.local_addr, s->client.local_port, dest,
+	    sizeof(dest));
+	sf_event(s, EVENT_LINK_CONNECT, "%s|%s|%s|%s", s->client.rdns[0] ?
+	    s->client.rdns : "<unknown>", s->client.rdns[0] ? "pass" : "fail",
+	    src, dest);
+	if (s->client.tls)
+		sf_event(s, EVENT_LINK_TLS, "%s", s->client.tls_info);
+	if (!wants_phase(s, PHASE_CONNECT)) {
+		downstream_start(s);
+		return;
+	}
+	if (strchr(s->client.addr, ':') != NULL)
+		snprintf(src, sizeof(src), "[%s]", s->client.addr);
+	else
+		snprintf(src, sizeof(src), "%s", strcmp(s->client.addr,
+		    "unix") == 0 ? "local" : s->client.addr);
+	snprintf(dest, sizeof(dest), "%s|%s", s->client.rdns[0] ?
+	    s->client.rdns : "<unknown>", src);
+	sf_query(s, PHASE_CONNECT, dest);
+}
+
+/*
+ * Commands.
+ */
+static int
+verb_phase(enum smtp_verb verb)
+{
+	switch (verb) {
+	case SMTP_HELO:
+		return PHASE_HELO;
+	case SMTP_EHLO:
+		return PHASE_EHLO;
+	case SMTP_STARTTLS:
+		return PHASE_STARTTLS;
+	case SMTP_AUTH:
+		return PHASE_AUTH;
+	case SMTP_MAIL:
+		return PHASE_MAIL_FROM;
+	case SMTP_RCPT:
+		return PHASE_RCPT_TO;
+	case SMTP_DATA:
+		return PHASE_DATA;
+	case SMTP_RSET:
+		return PHASE_RSET;
+	case SMTP_QUIT:
+		return PHASE_QUIT;
+	case SMTP_NOOP:
+		return PHASE_NOOP;
+	default:
+		return -1;
+	}
+}
+
+/* The address of MAIL FROM:<a> or RCPT TO:<a>, without <> or params. */
+static int
+path_param(const char *args, enum smtp_verb verb, char *addr, size_t size,
+    const char **params)
+{
+	struct mailaddr	 ma;
+
+	if (smtp_path_parse(args, verb == SMTP_MAIL ? SMTP_PATH_MAIL :
+	    SMTP_PATH_RCPT, 1, &ma, params) != SMTP_PATH_OK)
+		return -1;
+	if (ma.domain[0] != '\0')
+		snprintf(addr, size, "%s@%s", ma.local, ma.domain);
+	else
+		snprintf(addr, size, "%s", ma.local);
+	return 0;
+}
+
+/*
+ * A client command.  1 if it waits for the chain's decision (the
+ * session then reads nothing more), 0 to run it now.
+ */
+int
+sf_command(struct session *s, const char *line, const struct smtp_command *cmd)
+{
+	char		 param[1024];
+	const char	*params;
+	int		 phase;
+
+	if (!s->filtered)
+		return 0;
+	sf_event(s, EVENT_PROTOCOL_CLIENT, "%s", cmd->verb == SMTP_AUTH ?
+	    "AUTH ********" : line);
+	if ((phase = verb_phase(cmd->verb)) == -1 ||
+	    !wants_phase(s, (enum filter_phase)phase))
+		return 0;
+	param[0] = '\0';
+	switch (cmd->verb) {
+	case SMTP_HELO:
+	case SMTP_EHLO:
+		snprintf(param, sizeof(param), "%.*s",
+		    (int)strcspn(cmd->args, " "), cmd->args);
+		break;
+	case SMTP_AUTH:
+		snprintf(param, sizeof(param), "%s", cmd->args);
+		break;
+	case SMTP_MAIL:
+	case SMTP_RCPT:
+		/* A bad path is the downstream's to refuse. */
+		if (path_param(cmd->args, cmd->verb, param, sizeof(param),
+		    &params) == -1)
+			return 0;
+		break;
+	default:
+		break;
+	}
+	free(s->f_line);
+	s->f_line = xstrdup(line);
+	sf_query(s, (enum filter_phase)phase, param);
+	return 1;
+}
+
+/* The command as the chain rewrote it. */
+static char *
+rewritten(const char *line, const char *value)
+{
+	struct smtp_command	 cmd;
+	char			 addr[1024], buf[2048];
+	const char		*params = NULL;
+
+	smtp_command_parse(line, &cmd);
+	switch (cmd.verb) {
+	case SMTP_HELO:
+	case SMTP_EHLO:
+	case SMTP_AUTH:
+		snprintf(buf, sizeof(buf), "%s %s", cmd.name, value);
+		break;
+	case SMTP_MAIL:
+	case SMTP_RCPT:
+		if (path_param(cmd.args, cmd.verb, addr, sizeof(addr),
+		    &params) == -1)
+			params = NULL;
+		/* OpenSMTPD's filters give "<a@b>"; take "a@b" too. */
+		snprintf(buf, sizeof(buf), "%s %s%s%s%s%s", cmd.name,
+		    cmd.verb == SMTP_MAIL ? "FROM:" : "TO:",
+		    value[0] == '<' ? "" : "<", value,
+		    value[0] == '<' ? "" : ">",
+		    params != NULL && *params ? "" : "");
+		if (params != NULL && *params)
+			snprintf(buf + strlen(buf), sizeof(buf) - strlen(buf),
+			    " %s", params);
+		break;
+	default:
+		snprintf(buf, sizeof(buf), "%s", line);
+		break;
+	}
+	return xstrdup(buf);
+}
+
+static void
+sf_command_decided(struct session *s, enum decision_kind kind, int junk,
+    const char *text)
+{
+	char	*line = s->f_line, *changed;
+
+	s->f_line = NULL;
+	if (line == NULL)
+		fatalx("%016" PRIx64 " a decision for no command", s->id);
+	if (junk)
+		s->f_junk = 1;
+	switch (kind) {
+	case DECISION_REJECT:
+		/* As OpenSMTPD: a 421 ends the session. */
+		session_local_reply(s, text, strncmp(text, "421", 3) == 0);
+		break;
+	case DECISION_DISCONNECT:
+		session_local_reply(s, text, 1);
+		break;
+	case DECISION_REWRITE:
+		changed = rewritten(line, text);
+		session_execute(s, changed, strlen(changed));
+		free(changed);
+		break;
+	default:
+		session_execute(s, line, strlen(line));
+		break;
+	}
+	free(line);
+}
+
+/*
+ * Content.
+ */
+static void
+sf_data_send(struct session *s, const char *line)
+{
+	struct ipc_chan	*chan = engine();
+
+	ipc_begin(chan, SMTPFD_MSG_FILTER_DATA, -1);
+	ipc_add_u64(chan, s->id);
+	ipc_add_string(chan, line);
+	ipc_end(chan);
+	s->f_inflight++;
+}
+
+/* The content goes through the engine, or waits for commit. */
+int
+sf_content_filtered(struct session *s)
+{
+	return wants_phase(s, PHASE_DATA_LINE) || wants_phase(s, PHASE_COMMIT);
+}
+
+/* The session may read more from the client. */
+int
+sf_can_read(struct session *s)
+{
+	return !s->f_waiting && s->f_inflight < DATA_WINDOW;
+}
+
+/* The first content line: the junk mark goes before it. */
+void
+sf_content_begin(struct session *s)
+{
+	if (!s->f_junk)
+		return;
+	if (wants_phase(s, PHASE_DATA_LINE))
+		sf_data_send(s, "X-Spam: Yes");
+	else
+		session_send_down(s, "X-Spam: Yes\r\n", 13);
+}
+
+/*
+ * One content line (dot-stuffed as the client sent it, without its
+ * end), or "." for the end of the message.
+ */
+void
+sf_content_line(struct session *s, const char *line, size_t len)
+{
+	char	*copy;
+	int	 end = len == 1 && line[0] == '.';
+
+	if (s->f_data_fail != NULL) {
+		/* The rest of a refused message: its end gets the reply. */
+		if (end)
+			sf_message_refused(s, s->f_data_fail, 0);
+		return;
+	}
+	if (!wants_phase(s, PHASE_DATA_LINE)) {
+		if (end) {
+			sf_query(s, PHASE_COMMIT, "");	/* the "." waits */
+			return;
+		}
+		session_send_down(s, line, len);
+		session_send_down(s, "\r\n", 2);
+		return;
+	}
+	copy = xmalloc(len + 1);
+	memcpy(copy, line, len);
+	copy[len] = '\0';
+	sf_data_send(s, copy);
+	free(copy);
+	if (end) {
+		s->f_waiting = 1;	/* until the chain's "." */
+		s->f_dot_sent = 1;
+	}
+}
+
+/* The chain is done with the message: the commit phase, or the end. */
+static void
+sf_content_done(struct session *s)
+{
+	s->f_dot_sent = 0;
+	if (wants_phase(s, PHASE_COMMIT)) {
+		sf_query(s, PHASE_COMMIT, "");
+		return;
+	}
+	s->f_waiting = 0;
+	session_message_end(s);
+}
+
+/* A line out of the chain's data-line filters. */
+static void
+sf_data_out(struct session *s, const char *line)
+{
+	if (s->f_data_fail != NULL || (!s->f_dot_sent && !s->in_content))
+		return;		/* the message was given up */
+	if (strcmp(line, ".") == 0) {
+		sf_content_done(s);
+		return;
+	}
+	session_send_down(s, line, strlen(line));
+	session_send_down(s, "\r\n", 2);
+}
+
+/*
+ * The message is refused (at commit, or a data-line filter failed):
+ * it goes with its downstream connection, the client gets the reply.
+ */
+void
+sf_message_refused(struct session *s, const char *reply, int close)
+{
+	free(s->f_data_fail);
+	s->f_data_fail = NULL;
+	s->f_dot_sent = 0;
+	if (s->msgid != 0)
+		sf_event(s, EVENT_TX_ROLLBACK, "%08x", s->msgid);
+	s->msgid = 0;
+	s->f_junk = 0;
+	s->f_waiting = 0;
+	s->in_content = 0;
+	session_local_reply(s, reply, close);
+	if (!close)
+		downstream_restart(s);
+}
+
+static void
+sf_decision(struct session *s, enum filter_phase phase,
+    enum decision_kind kind, int junk, const char *text)
+{
+	int	 refused = kind == DECISION_REJECT ||
+	    kind == DECISION_DISCONNECT;
+
+	switch (phase) {
+	case PHASE_CONNECT:
+		s->f_waiting = 0;
+		if (junk)
+			s->f_junk_session = 1;
+		if (refused) {
+			session_fail(s, text, "refused at connect by a filter");
+			return;
+		}
+		downstream_start(s);
+		return;
+	case PHASE_DATA_LINE:
+		/* A data-line filter failed: the message cannot go on. */
+		if (s->f_dot_sent)
+			sf_message_refused(s, text, kind == DECISION_DISCONNECT);
+		else if (s->f_data_fail == NULL)
+			s->f_data_fail = xstrdup(text);
+		break;
+	case PHASE_COMMIT:
+		if (refused) {
+			sf_message_refused(s, text, kind == DECISION_DISCONNECT ||
+			    strncmp(text, "421", 3) == 0);
+			break;
+		}
+		s->f_waiting = 0;
+		session_message_end(s);
+		break;
+	default:
+		s->f_waiting = 0;
+		sf_command_decided(s, kind, junk, text);
+		break;
+	}
+	session_client_input(s);
+}
+
+/* A message from the engine about one of our sessions. */
+int
+sf_dispatch(struct ipc_msg *msg)
+{
+	struct session	*s;
+	const char	*text;
+	uint64_t	 id;
+	uint32_t	 a, b, c;
+
+	id = ipc_get_u64(msg);
+	s = session_find(id);
+	switch (msg->type) {
+	case SMTPFD_MSG_SESSION_CHAIN:
+		a = ipc_get_u32(msg);
+		b = ipc_get_u32(msg);
+		ipc_get_end(msg);
+		if (s != NULL && s->state == S_CONNECTING)
+			sf_chain(s, a, b);
+		return 0;
+	case SMTPFD_MSG_FILTER_DECISION:
+		a = ipc_get_u32(msg);
+		b = ipc_get_u32(msg);
+		c = ipc_get_u32(msg);
+		text = ipc_get_string(msg);
+		ipc_get_end(msg);
+		if (a >= NPHASES || b > DECISION_DISCONNECT)
+			return -1;
+		if (s != NULL && s->state != S_CLOSING)
+			sf_decision(s, (enum filter_phase)a,
+			    (enum decision_kind)b, (int)c, text);
+		return 0;
+	case SMTPFD_MSG_FILTER_DATA_OUT:
+		text = ipc_get_string(msg);
+		ipc_get_end(msg);
+		if (s != NULL && s->state != S_CLOSING)
+			sf_data_out(s, text);
+		return 0;
+	case SMTPFD_MSG_FILTER_DATA_ACK:
+		a = ipc_get_u32(msg);
+		ipc_get_end(msg);
+		if (s == NULL)
+			return 0;
+		s->f_inflight = a > s->f_inflight ? 0 : s->f_inflight - a;
+		session_client_input(s);
+		return 0;
+	}
+	return -1;
+}
