@@ -203,6 +203,9 @@ gen_build(void)
 	g = xcalloc(1, sizeof(*g));
 	TAILQ_INIT(&g->filters);
 	TAILQ_INIT(&g->chains);
+	/* Filters point into the statements: keep them while g lives. */
+	g->conf = smtpfd_conf;
+	smtpfd_conf_ref(g->conf);
 	TAILQ_FOREACH(fc, &smtpfd_conf->filters, entry) {
 		f = xcalloc(1, sizeof(*f));
 		f->name = xstrdup(fc->name);
@@ -244,6 +247,7 @@ gen_free(struct generation *g)
 		free(f->name);
 		free(f);
 	}
+	smtpfd_conf_unref(g->conf);
 	free(g);
 }
 

@@ -17,6 +17,7 @@ struct generation {
 	TAILQ_HEAD(, filter)	 filters;
 	TAILQ_HEAD(, chain)	 chains;
 	size_t			 refs;		/* sessions on it */
+	struct smtpfd_conf	*conf;		/* its statements (a ref) */
 	int			 retired;	/* a reload replaced it */
 };
 
