@@ -26,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "engine.h"
 #include "ipc.h"
@@ -55,6 +56,8 @@ struct esession {
 	struct fsession		 fs;		/* first: filters see this */
 	int			 waiting;	/* for the chain to be ready */
 	uint32_t		 unacked;	/* data lines not acked */
+	struct generation	*gen;		/* a ref while the session is */
+	struct listener		*listener;
 };
 
 static TAILQ_HEAD(, fsession)	 sessions = TAILQ_HEAD_INITIALIZER(sessions);
@@ -63,6 +66,8 @@ static struct generation	*current;
 static struct ipc_chan		*parent_chan;
 
 static void	 session_close(struct fsession *);
+static void	 send_ack(struct fsession *);
+static uint32_t	 select_phases(struct generation *);
 
 void
 engine_init(struct ipc_chan *parent)
@@ -301,8 +306,10 @@ send_chain(struct fsession *fs)
 			phases |= 1U << PHASE_CONNECT;
 	}
 	/* What the engine itself keeps of a filtered session. */
-	if (fs->chain != NULL)
+	if (((struct esession *)fs)->listener != NULL) {
 		events |= TRACKED_EVENTS;
+		phases |= select_phases(((struct esession *)fs)->gen);
+	}
 	ipc_begin(chan, SMTPFD_MSG_SESSION_CHAIN, -1);
 	ipc_add_u64(chan, fs->id);
 	ipc_add_u32(chan, phases);
@@ -327,13 +334,139 @@ filter_ready(struct filter *f)
 	}
 }
 
+/* The domain part of an address ("" if none). */
+static const char *
+domain_of(const char *addr)
+{
+	const char	*at = strrchr(addr, '@');
+
+	return at ? at + 1 : "";
+}
+
+static int
+in_list(char **list, size_t n, const char *s, int domains)
+{
+	size_t	 i;
+
+	for (i = 0; i < n; i++)
+		if (domains ? strcasecmp(list[i], s) == 0 :
+		    strcmp(list[i], s) == 0)
+			return 1;
+	return 0;
+}
+
+/*
+ * The chain a session runs: the first "select" whose conditions hold,
+ * else its listener's chain.  Asked at the start (phase -1) and again
+ * at each MAIL FROM and RCPT TO (param: the address), when auth and the
+ * addresses are known.
+ */
+static struct chain *
+select_chain(struct esession *es, int phase, const char *param)
+{
+	struct fsession		*fs = &es->fs;
+	struct select_conf	*sel;
+	struct select_cond	*c;
+	const char		*d;
+	size_t			 i, j;
+	int			 holds;
+
+	TAILQ_FOREACH(sel, &es->gen->conf->selects, entry) {
+		for (i = 0; i < sel->nconds; i++) {
+			c = &sel->conds[i];
+			switch (c->kind) {
+			case SELECT_TAG:
+				holds = strcmp(fs->tag, c->list[0]) == 0;
+				break;
+			case SELECT_SRC:
+				for (holds = 0, j = 0; !holds && j < c->nlist;
+				    j++)
+					holds = addr_in_net(fs->addr,
+					    c->list[j]);
+				break;
+			case SELECT_AUTH:
+				holds = fs->auth_user[0] != '\0';
+				break;
+			case SELECT_MAIL_FROM:
+				d = phase == PHASE_MAIL_FROM ?
+				    domain_of(param) : domain_of(fs->mail_from);
+				holds = phase != -1 &&
+				    in_list(c->list, c->nlist, d, 1);
+				break;
+			case SELECT_RCPT_TO:
+				holds = phase == PHASE_RCPT_TO &&
+				    in_list(c->list, c->nlist,
+				    domain_of(param), 1);
+				for (j = 0; !holds && j < fs->nrcpts; j++)
+					holds = in_list(c->list, c->nlist,
+					    domain_of(fs->rcpts[j]), 1);
+				break;
+			default:
+				holds = 0;
+			}
+			if (holds == c->negate)
+				break;
+		}
+		if (i == sel->nconds)
+			return sel->chain ? gen_chain(es->gen, sel->chain) :
+			    NULL;
+	}
+	return gen_chain(es->gen, es->listener->chain);
+}
+
+/* Selections that need the frontend to ask at MAIL FROM, RCPT TO. */
+static uint32_t
+select_phases(struct generation *g)
+{
+	struct select_conf	*sel;
+	size_t			 i;
+	uint32_t		 phases = 0;
+
+	TAILQ_FOREACH(sel, &g->conf->selects, entry)
+		for (i = 0; i < sel->nconds; i++)
+			switch (sel->conds[i].kind) {
+			case SELECT_AUTH:
+			case SELECT_MAIL_FROM:
+				phases |= 1U << PHASE_MAIL_FROM;
+				break;
+			case SELECT_RCPT_TO:
+				phases |= 1U << PHASE_RCPT_TO;
+				break;
+			default:
+				break;
+			}
+	return phases;
+}
+
+/* The session leaves its chain's filters and joins another chain's. */
+static void
+chain_enter(struct fsession *fs, struct chain *c)
+{
+	size_t	 i;
+
+	if (fs->chain == c && fs->fstate != NULL)
+		return;
+	for (i = 0; fs->chain != NULL && i < fs->chain->nfilters; i++)
+		if (fs->chain->filters[i]->ops->session_close != NULL)
+			fs->chain->filters[i]->ops->session_close(
+			    fs->chain->filters[i], fs);
+	free(fs->fstate);
+	fs->fstate = NULL;
+	fs->chain = c;
+	if (c == NULL)
+		return;
+	fs->fstate = xcalloc(c->nfilters, sizeof(*fs->fstate));
+	for (i = 0; i < c->nfilters; i++)
+		if (c->filters[i]->ops->session_open != NULL)
+			c->filters[i]->ops->session_open(c->filters[i], fs);
+}
+
 static void
 session_open(struct ipc_msg *msg)
 {
 	struct esession	*es;
 	struct fsession	*fs;
 	struct listener	*l;
-	size_t		 i;
 	uint32_t	 index;
 
 	es = xcalloc(1, sizeof(*es));
@@ -351,19 +484,15 @@ session_open(struct ipc_msg *msg)
 	if (session_find(fs->id) != NULL)
 		fatalx("frontend opened session %016" PRIx64 " twice", fs->id);
 	TAILQ_INSERT_TAIL(&sessions, fs, entry);
-	if ((l = listener_find(index)) != NULL && l->chain != NULL)
-		fs->chain = gen_chain(current, l->chain);
-	if (fs->chain == NULL) {
+	es->gen = current;
+	current->refs++;
+	if ((l = listener_find(index)) == NULL || l->chain == NULL) {
 		send_chain(fs);
 		return;
 	}
-	fs->chain->gen->refs++;
-	fs->fstate = xcalloc(fs->chain->nfilters, sizeof(*fs->fstate));
-	for (i = 0; i < fs->chain->nfilters; i++)
-		if (fs->chain->filters[i]->ops->session_open != NULL)
-			fs->chain->filters[i]->ops->session_open(
-			    fs->chain->filters[i], fs);
-	if (!chain_ready(fs->chain)) {
+	es->listener = l;
+	chain_enter(fs, select_chain(es, -1, NULL));
+	if (fs->chain != NULL && !chain_ready(fs->chain)) {
 		es->waiting = 1;
 		return;
 	}
@@ -388,23 +517,16 @@ tx_clear(struct fsession *fs)
 static void
 session_close(struct fsession *fs)
 {
-	struct generation	*g;
-	size_t			 i;
+	struct esession		*es = (struct esession *)fs;
+	struct generation	*g = es->gen;
 
 	TAILQ_REMOVE(&sessions, fs, entry);
 	filter_session_end(fs);
-	if (fs->chain != NULL) {
-		for (i = 0; i < fs->chain->nfilters; i++)
-			if (fs->chain->filters[i]->ops->session_close != NULL)
-				fs->chain->filters[i]->ops->session_close(
-				    fs->chain->filters[i], fs);
-		g = fs->chain->gen;
-		if (--g->refs == 0 && g->retired)
-			gen_free(g);
-	}
+	chain_enter(fs, NULL);
 	tx_clear(fs);
-	free(fs->fstate);
 	free(fs);
+	if (--g->refs == 0 && g->retired)
+		gen_free(g);
 }
 
 /* The field after n '|' in an event's parameters. */
@@ -543,6 +665,31 @@ filter_drained(struct filter *f)
 	TAILQ_FOREACH(fs, &sessions, entry)
 		if (fsession_has_filter(fs, f) && !backlogged(fs))
 			send_ack(fs);
+}
+
+/* A question: at MAIL FROM and RCPT TO the chain may change first. */
+static void
+session_query(struct fsession *fs, enum filter_phase phase, const char *param)
+{
+	struct esession	*es = (struct esession *)fs;
+	struct chain	*c;
+	struct decision	 d;
+
+	if (phase == PHASE_MAIL_FROM || phase == PHASE_RCPT_TO) {
+		c = select_chain(es, phase, param);
+		if (c != fs->chain) {
+			log_debug("%016" PRIx64 " chain %s for this "
+			    "transaction", fs->id, c ? c->name : "(bypass)");
+			chain_enter(fs, c);
+			send_chain(fs);
+		}
+	}
+	if (fs->chain == NULL) {
+		memset(&d, 0, sizeof(d));
+		engine_send_decision(fs, phase, &d, 0);
+		return;
+	}
+	filter_query_start(fs, phase, param);
 }
 
 static void
@@ -712,9 +859,9 @@ engine_dispatch(struct ipc_chan *chan, struct ipc_msg *msg)
 		u = ipc_get_u32(msg);
 		s = ipc_get_string(msg);
 		ipc_get_end(msg);
-		if (u >= NPHASES || fs->chain == NULL)
+		if (u >= NPHASES || ((struct esession *)fs)->listener == NULL)
 			return -1;
-		filter_query_start(fs, (enum filter_phase)u, s);
+		session_query(fs, (enum filter_phase)u, s);
 		return 0;
 	case SMTPFD_MSG_FILTER_EVENT:
 		u = ipc_get_u32(msg);
@@ -727,8 +874,12 @@ engine_dispatch(struct ipc_chan *chan, struct ipc_msg *msg)
 	case SMTPFD_MSG_FILTER_DATA:
 		s = ipc_get_string(msg);
 		ipc_get_end(msg);
-		if (fs->chain == NULL)
-			return -1;
+		if (fs->chain == NULL) {
+			/* bypassed: straight back */
+			engine_send_line(fs, s);
+			send_ack(fs);
+			return 0;
+		}
 		session_data(fs, s);
 		return 0;
 	}

@@ -201,6 +201,8 @@ struct fsession *engine_sessions_next(struct fsession *);
 int	 fsession_has_filter(struct fsession *, struct filter *);
 /* engine.c: ask the parent to start an exec filter's process again */
 void	 engine_restart_filter(struct filter *);
+/* filter_rule.c: an address in "192.0.2.0/24", "2001:db8::/32", ... */
+int	 addr_in_net(const char *, const char *);
 /* filter_exec.c, filter_lua.c, filter_rule.c */
 extern const struct filter_ops filter_exec_ops, filter_lua_ops,
 	    filter_rule_ops;

@@ -74,8 +74,8 @@ matches(struct rule *r, size_t i, const char *s)
 }
 
 /* "192.0.2.1", "192.0.2.0/24", "2001:db8::/32" */
-static int
-in_net(const char *addr, const char *net)
+int
+addr_in_net(const char *addr, const char *net)
 {
 	unsigned char	 a[16], n[16];
 	char		 buf[64], *slash;
@@ -117,7 +117,7 @@ cond_holds(struct filter *f, struct fsession *fs, size_t i,
 		return fs->auth_user[0] != '\0';
 	case COND_SRC:
 		for (j = 0; j < c->nlist; j++)
-			if (in_net(fs->addr, c->list[j]))
+			if (addr_in_net(fs->addr, c->list[j]))
 				return 1;
 		return 0;
 	case COND_HELO:

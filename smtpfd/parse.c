@@ -49,6 +49,7 @@ static const struct {
 	{ "limit",	parse_limit },
 	{ "pki",	parse_pki },
 	{ "proxy",	parse_proxy },
+	{ "select",	parse_select },
 	{ "smtpf",	parse_smtpf },
 	{ "timeout",	parse_timeout },
 };
@@ -73,6 +74,7 @@ smtpfd_conf_init(void)
 	TAILQ_INIT(&smtpfd_conf->pkis);
 	TAILQ_INIT(&smtpfd_conf->filters);
 	TAILQ_INIT(&smtpfd_conf->chains);
+	TAILQ_INIT(&smtpfd_conf->selects);
 }
 
 static void
@@ -94,6 +96,7 @@ generation_free(struct smtpfd_conf *c)
 	struct pki		*p;
 	struct filter_conf	*f;
 	struct chain_conf	*ch;
+	struct select_conf	*sel;
 
 	while ((f = TAILQ_FIRST(&c->filters)) != NULL) {
 		TAILQ_REMOVE(&c->filters, f, entry);
@@ -102,6 +105,10 @@ generation_free(struct smtpfd_conf *c)
 	while ((ch = TAILQ_FIRST(&c->chains)) != NULL) {
 		TAILQ_REMOVE(&c->chains, ch, entry);
 		chain_conf_free(ch);
+	}
+	while ((sel = TAILQ_FIRST(&c->selects)) != NULL) {
+		TAILQ_REMOVE(&c->selects, sel, entry);
+		select_conf_free(sel);
 	}
 	while ((l = TAILQ_FIRST(&c->listeners)) != NULL) {
 		TAILQ_REMOVE(&c->listeners, l, entry);

@@ -6,6 +6,7 @@
  *	    [env { "NAME=value", ... }] [protocol 0.6|0.7] [option ...]
  *	filter NAME phase PHASE match COND [COND ...] DECISION
  *	chain NAME { FILTER, FILTER, ... }
+ *	select chain NAME|bypass for SCOND [SCOND ...]
  *
  *	option:	  timeout DURATION | on-failure tempfail|proceed|reject
  *		| memory SIZE | instructions N		(Lua)
@@ -15,6 +16,10 @@
  *		| [!] regex "PCRE2"	(the phase's parameter)
  *	DECISION: reject "REPLY" | disconnect "REPLY" | junk | bypass
  *		| rewrite "VALUE" | report "TEXT"
+ *
+ *	SCOND:	  [!] tag WORD | [!] src { ADDRESS|NET, ... } | [!] auth
+ *		| [!] mail-from domain { DOMAIN, ... }
+ *		| [!] rcpt-to domain { DOMAIN, ... }
  *
  * The parent reads Lua scripts (the engine gets them by IPC) and checks
  * every regular expression compiles.
@@ -492,4 +497,112 @@ parse_chain(struct conf *cf)
 		return;
 	}
 	TAILQ_INSERT_TAIL(&smtpfd_conf->chains, c, entry);
+}
+
+void
+select_conf_free(struct select_conf *sel)
+{
+	size_t	 i, j;
+
+	for (i = 0; i < sel->nconds; i++) {
+		for (j = 0; j < sel->conds[i].nlist; j++)
+			free(sel->conds[i].list[j]);
+		free(sel->conds[i].list);
+	}
+	free(sel->conds);
+	free(sel->chain);
+	free(sel);
+}
+
+static void
+parse_word_list(struct conf *cf, struct select_cond *c, const char *what)
+{
+	const char	*s;
+
+	if (!conf_expect_punct(cf, '{'))
+		return;
+	do {
+		if ((s = conf_word(cf, what)) == NULL)
+			return;
+		c->list = xreallocarray(c->list, c->nlist + 1,
+		    sizeof(*c->list));
+		c->list[c->nlist++] = xstrdup(s);
+	} while (conf_accept_punct(cf, ','));
+	conf_expect_punct(cf, '}');
+}
+
+static int
+parse_select_cond(struct conf *cf, struct select_cond *c)
+{
+	const char	*s;
+
+	memset(c, 0, sizeof(*c));
+	c->negate = conf_accept_punct(cf, '!');
+	if (conf_accept(cf, "tag")) {
+		c->kind = SELECT_TAG;
+		if ((s = conf_word(cf, "a tag")) != NULL) {
+			c->list = xcalloc(1, sizeof(*c->list));
+			c->list[c->nlist++] = xstrdup(s);
+		}
+	} else if (conf_accept(cf, "src")) {
+		c->kind = SELECT_SRC;
+		parse_word_list(cf, c, "an address or network");
+	} else if (conf_accept(cf, "auth"))
+		c->kind = SELECT_AUTH;
+	else if (conf_accept(cf, "mail-from")) {
+		c->kind = SELECT_MAIL_FROM;
+		if (conf_expect(cf, "domain"))
+			parse_word_list(cf, c, "a domain");
+	} else if (conf_accept(cf, "rcpt-to")) {
+		c->kind = SELECT_RCPT_TO;
+		if (conf_expect(cf, "domain"))
+			parse_word_list(cf, c, "a domain");
+	} else {
+		if (c->negate)
+			conf_error(cf, "expected a condition after !");
+		return -1;
+	}
+	return cf->failed ? -1 : 0;
+}
+
+void
+parse_select(struct conf *cf)
+{
+	struct select_conf	*sel;
+	struct select_cond	 c;
+	const char		*s;
+
+	sel = xcalloc(1, sizeof(*sel));
+	if (conf_accept(cf, "bypass"))
+		sel->chain = NULL;
+	else if (conf_expect(cf, "chain") &&
+	    (s = conf_word(cf, "a chain name")) != NULL) {
+		if (chain_conf_find(s) == NULL && filter_conf_find(s) == NULL)
+			conf_error(cf, "select: no chain or filter %s", s);
+		sel->chain = xstrdup(s);
+	}
+	if (!cf->failed && conf_expect(cf, "for")) {
+		while (!cf->failed && !conf_at_end(cf)) {
+			if (parse_select_cond(cf, &c) == -1) {
+				if (!cf->failed)
+					conf_error(cf, "expected tag, src, auth, "
+					    "mail-from or rcpt-to, got %s",
+					    conf_describe(conf_peek(cf)));
+				while (c.nlist > 0)
+					free(c.list[--c.nlist]);
+				free(c.list);
+				break;
+			}
+			sel->conds = xreallocarray(sel->conds, sel->nconds + 1,
+			    sizeof(*sel->conds));
+			sel->conds[sel->nconds++] = c;
+		}
+		if (!cf->failed && sel->nconds == 0)
+			conf_error(cf, "select: expected a condition");
+	}
+	if (cf->failed) {
+		select_conf_free(sel);
+		return;
+	}
+	TAILQ_INSERT_TAIL(&smtpfd_conf->selects, sel, entry);
 }

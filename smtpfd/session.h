@@ -144,6 +144,7 @@ struct session {
 	int			 filtered;	/* the listener has a chain */
 	uint32_t		 f_phases;	/* 1 << PHASE_*: asked */
 	uint32_t		 f_events;	/* 1 << EVENT_*: told */
+	int			 f_known;	/* the engine said them */
 	int			 f_waiting;	/* for the engine */
 	int			 f_phase;	/* what is asked */
 	char			*f_line;	/* the command it is about */

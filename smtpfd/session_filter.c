@@ -507,8 +507,16 @@ sf_dispatch(struct ipc_msg *msg)
 		a = ipc_get_u32(msg);
 		b = ipc_get_u32(msg);
 		ipc_get_end(msg);
-		if (s != NULL && s->state == S_CONNECTING)
+		if (s == NULL)
+			return 0;
+		if (s->f_known) {
+			/* another chain for this transaction (select) */
+			s->f_phases = a;
+			s->f_events = b;
+		} else if (s->state == S_CONNECTING) {
+			s->f_known = 1;
 			sf_chain(s, a, b);
+		}
 		return 0;
 	case SMTPFD_MSG_FILTER_DECISION:
 		a = ipc_get_u32(msg);

@@ -168,6 +168,29 @@ struct filter_conf {
 	char			*decision_text;
 };
 
+/* select chain NAME|bypass for COND ...: which chain a session runs. */
+enum select_cond_kind {
+	SELECT_TAG,		/* the listener's tag (smtpf) */
+	SELECT_SRC,		/* the client's address in the list */
+	SELECT_AUTH,		/* the client authenticated */
+	SELECT_MAIL_FROM,	/* the sender's domain in the list */
+	SELECT_RCPT_TO,		/* a recipient's domain in the list */
+};
+
+struct select_cond {
+	enum select_cond_kind	 kind;
+	int			 negate;
+	char			**list;		/* tag, nets or domains */
+	size_t			 nlist;
+};
+
+struct select_conf {
+	TAILQ_ENTRY(select_conf) entry;
+	char			*chain;		/* NULL: bypass */
+	struct select_cond	*conds;
+	size_t			 nconds;
+};
+
 struct chain_conf {
 	TAILQ_ENTRY(chain_conf)	 entry;
 	char			*name;
@@ -195,6 +218,7 @@ struct smtpfd_conf {
 	TAILQ_HEAD(, pki)	 pkis;
 	TAILQ_HEAD(, filter_conf) filters;
 	TAILQ_HEAD(, chain_conf) chains;
+	TAILQ_HEAD(, select_conf) selects;
 	/* sessions still on this configuration (after a reload) */
 	size_t			 refs;
 };
@@ -222,6 +246,8 @@ void	 parse_filter(struct conf *);
 void	 parse_chain(struct conf *);
 void	 filter_conf_free(struct filter_conf *);
 void	 chain_conf_free(struct chain_conf *);
+void	 parse_select(struct conf *);
+void	 select_conf_free(struct select_conf *);
 
 /* parent.c */
 void	 parent_init(void);

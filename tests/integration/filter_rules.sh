@@ -50,6 +50,11 @@ filter "commit" phase commit match mail-from regex "^blockme@" reject "550 5.7.1
 filter "noop" phase noop match regex ".*" report "a NOOP"
 filter "rset" phase rset match !tls report "an RSET in clear text"
 chain "main" { "helo", "ehlo", "vip", "junk", "evil", "domain", "old", "later", "nodata", "commit", "noop", "rset" }
+filter "strict-rcpt" phase rcpt-to match regex ".*" reject "550 5.7.1 strict chain"
+chain "strict" { "strict-rcpt" }
+select chain "strict" for mail-from domain { strict.example }
+select bypass for mail-from domain { trusted.example }
+select bypass for src { 127.0.0.3 }
 filter "local-only" phase connect match !src { 127.0.0.1, ::1 } disconnect "554 5.7.1 not from here"
 proxy on 127.0.0.1 port $P chain "main" forward to smtp://127.0.0.1:$D xclient
 proxy on 127.0.0.1 port $PC chain "local-only" forward to smtp://127.0.0.1:$D xclient
@@ -99,6 +104,48 @@ check "show filters: junk decided once" \
     sh -c 'echo "$1" | grep -q "^junk .* junk=1 "' sh "$out"
 check "show filters: latency histogram" \
     sh -c 'echo "$1" | grep -q "^helo .* le+Inf=[1-9]"' sh "$out"
+
+# select: a chain for a sender's domain, bypass for a trusted one or a
+# trusted source.
+python3 - "$P" >"$TMP/select.out" 2>&1 <<'PY'
+import socket, sys
+def session(src, cmds, data=None):
+    s = socket.socket()
+    s.bind((src, 0))
+    s.connect(("127.0.0.1", int(sys.argv[1])))
+    s.settimeout(10)
+    f = s.makefile("rb")
+    def reply():
+        while True:
+            l = f.readline().decode().strip()
+            if l[3:4] != "-":
+                return l
+    reply()
+    for c in cmds:
+        s.sendall(c.encode() + b"\r\n")
+        print(src, c, "->", reply())
+    if data:
+        s.sendall(data.encode())
+        print(src, "DOT ->", reply())
+session("127.0.0.1", ["EHLO client.example", "MAIL FROM:<a@strict.example>",
+    "RCPT TO:<u@test.example>", "RSET", "MAIL FROM:<a@b.example>",
+    "RCPT TO:<u@test.example>"])
+session("127.0.0.1", ["EHLO client.example",
+    "MAIL FROM:<spammer@trusted.example>", "RCPT TO:<u@test.example>",
+    "DATA"], "Subject: rules bypassed\r\n\r\n.\r\n")
+session("127.0.0.3", ["HELO bad.example"])
+PY
+check "select: the strict chain for its sender domain" \
+    grep -q "MAIL FROM:<a@strict.example>" "$TMP/select.out"
+check "select: ... refuses the recipient" \
+    grep -q "RCPT TO:<u@test.example> -> 550 5.7.1 strict chain" "$TMP/select.out"
+check "select: the next transaction of the session is back on main" \
+    grep -q "RCPT TO:<u@test.example> -> 250" "$TMP/select.out"
+m=$(message_with "Subject: rules bypassed")
+check "select bypass for a sender domain: the message is not junked" \
+    sh -c '[ -n "$1" ] && ! grep -qx "X-Spam: Yes" "$1"' sh "$m"
+check "select bypass for a source: its bad HELO is not refused" \
+    grep -q "127.0.0.3 HELO bad.example -> 250" "$TMP/select.out"
 
 # A chain chosen by the listener: connect rules.
 python3 - "$PC" >"$TMP/connect.out" 2>&1 <<'PY'
