@@ -41,6 +41,9 @@
 	    (1U << EVENT_TX_RESET) | (1U << EVENT_TX_COMMIT) | \
 	    (1U << EVENT_TX_ROLLBACK))
 
+/* How long a session waits for its chain's exec filters to start. */
+#define READY_WAIT_SECONDS	10
+
 /* Data lines the engine holds for a session before the frontend waits. */
 #define BACKLOG_MAX	(256 * 1024)
 
@@ -55,6 +58,7 @@ struct stash {
 struct esession {
 	struct fsession		 fs;		/* first: filters see this */
 	int			 waiting;	/* for the chain to be ready */
+	struct event		 ev_waiting;	/* ... but not for ever */
 	uint32_t		 unacked;	/* data lines not acked */
 	struct generation	*gen;		/* a ref while the session is */
 	struct listener		*listener;
@@ -302,7 +306,8 @@ send_chain(struct fsession *fs)
 		phases |= fs->chain->filters[i]->phases;
 		events |= fs->chain->filters[i]->events;
 		/* A filter out of service answers at connect already. */
-		if (fs->chain->filters[i]->broken)
+		if (fs->chain->filters[i]->broken ||
+		    !fs->chain->filters[i]->ready)
 			phases |= 1U << PHASE_CONNECT;
 	}
 	/* What the engine itself keeps of a filtered session. */
@@ -329,6 +334,7 @@ filter_ready(struct filter *f)
 		es = (struct esession *)fs;
 		if (es->waiting && chain_ready(fs->chain)) {
 			es->waiting = 0;
+			evtimer_del(&es->ev_waiting);
 			send_chain(fs);
 		}
 	}
@@ -461,6 +467,25 @@ chain_enter(struct fsession *fs, struct chain *c)
 			c->filters[i]->ops->session_open(c->filters[i], fs);
 }
 
+/*
+ * A filter of the chain did not start in time: the session goes on, and
+ * the filter that is not ready answers with its failure policy.
+ */
+static void
+ready_wait_expired(int fd, short event, void *arg)
+{
+	struct esession	*es = arg;
+
+	(void)fd;
+	(void)event;
+	if (!es->waiting)
+		return;
+	es->waiting = 0;
+	log_warnx("%016" PRIx64 " a filter of chain %s is not ready",
+	    es->fs.id, es->fs.chain->name);
+	send_chain(&es->fs);
+}
+
 static void
 session_open(struct ipc_msg *msg)
 {
@@ -493,7 +518,11 @@ session_open(struct ipc_msg *msg)
 	es->listener = l;
 	chain_enter(fs, select_chain(es, -1, NULL));
 	if (fs->chain != NULL && !chain_ready(fs->chain)) {
+		struct timeval	 tv = { READY_WAIT_SECONDS, 0 };
+
 		es->waiting = 1;
+		evtimer_set(&es->ev_waiting, ready_wait_expired, es);
+		evtimer_add(&es->ev_waiting, &tv);
 		return;
 	}
 	send_chain(fs);
@@ -521,6 +550,8 @@ session_close(struct fsession *fs)
 	struct generation	*g = es->gen;
 
 	TAILQ_REMOVE(&sessions, fs, entry);
+	if (es->waiting)
+		evtimer_del(&es->ev_waiting);
 	filter_session_end(fs);
 	chain_enter(fs, NULL);
 	tx_clear(fs);

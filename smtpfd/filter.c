@@ -216,10 +216,10 @@ query_walk(struct fsession *fs)
 
 	while ((q = fs->query) != NULL && q->next < fs->chain->nfilters) {
 		f = fs->chain->filters[q->next++];
-		if (!(f->phases & (1U << q->phase)) && !(f->broken &&
-		    q->phase == PHASE_CONNECT))
+		if (!(f->phases & (1U << q->phase)) && !((f->broken ||
+		    !f->ready) && q->phase == PHASE_CONNECT))
 			continue;
-		if (f->broken) {
+		if (f->broken || !f->ready) {
 			log_warnx("%016" PRIx64 " filter %s phase %s failed: "
 			    "the filter is out of service", fs->id, f->name,
 			    filter_phase_name(q->phase));
