@@ -1,6 +1,7 @@
 #!/bin/sh
 # The flood (tests/flood/): thousands of concurrent sessions through
-# smtpfd in front of mtad, over IPv4 and IPv6, plain and STARTTLS, fast
+# mtad -> smtpfd -> mtad (smtpf), then smaller floods through smtpfd as a
+# proxy in front of mtad and straight into mtad, over IPv4 and IPv6, plain and STARTTLS, fast
 # and laggy, pipelining or not, some vanishing in the middle of their
 # content.  Then the books: every message that got 250 is delivered
 # exactly once, none that was refused or vanished is delivered, the
@@ -30,8 +31,8 @@ mtad_users
 ensure_user _smtpfd
 fuser=_smtpfd
 is_root || fuser=$user
-set -- $(free_ports 3)
-MPORT=$1 DPORT=$2 PPORT=$3
+set -- $(free_ports 4)
+MPORT=$1 DPORT=$2 PPORT=$3 NPORT=$4
 if ! make_cert "$TMP"; then
 	not_ok "openssl makes a test CA and certificate"
 	done_testing
@@ -64,11 +65,14 @@ pki test key "$TMP/key.pem"
 table domains { test.example }
 table trusted { 127.0.0.1 }
 listen on 127.0.0.1 port $MPORT tls pki test
+listen on 127.0.0.1 port $NPORT tls pki test filter smtpf "unix:$TMP/smtpf.sock"
 listen on 127.0.0.1 port $DPORT xclient from <trusted>
 action "local" maildir "$TMP/maildir/%{dest}" user $runas
 match from any for domain <domains> action "local"
 CONF
-	[ -n "$v6" ] && echo "listen on ::1 port $MPORT tls pki test"
+	[ -n "$v6" ] && echo "listen on ::1 port $MPORT tls pki test" &&
+	    echo "listen on ::1 port $NPORT tls pki test" \
+	    "filter smtpf \"unix:$TMP/smtpf.sock\""
 } >"$TMP/mtad.conf"
 {
 	cat <<CONF
@@ -82,17 +86,20 @@ pki test cert "$TMP/cert.pem"
 pki test key "$TMP/key.pem"
 proxy on 127.0.0.1 port $PPORT tls pki test \\
     forward to smtp://127.0.0.1:$DPORT xclient
+smtpf on socket "$TMP/smtpf.sock" forward to smtp://127.0.0.1:$DPORT xclient
 CONF
 	[ -n "$v6" ] && echo "proxy on ::1 port $PPORT tls pki test" \
 	    "forward to smtp://127.0.0.1:$DPORT xclient"
 } >"$TMP/smtpfd.conf"
 
-start_daemon mtad -f "$TMP/mtad.conf"
-mpid=$DAEMON_PID
 start_daemon smtpfd -f "$TMP/smtpfd.conf"
 fpid=$DAEMON_PID
+wait_log "$TMP/smtpfd.log" "smtpfd ready"
+start_daemon mtad -f "$TMP/mtad.conf"
+mpid=$DAEMON_PID
 if ! wait_log "$TMP/mtad.log" "mtad ready" ||
-    ! wait_log "$TMP/smtpfd.log" "smtpfd ready"; then
+    ! wait_log "$TMP/smtpfd.log" "smtpfd ready" ||
+    ! wait_log "$TMP/smtpfd.log" "speaks smtpf"; then
 	not_ok "mtad and smtpfd start"
 	done_testing
 	exit 1
@@ -118,19 +125,27 @@ flood_run() {
 	head -n 20 "$TMP/$fname.err" | sed 's/^/#   /'
 }
 
-targets="127.0.0.1 $PPORT"
-[ -n "$v6" ] && targets="$targets ::1 $PPORT"
-flood_run proxy -n "$sessions" -c "$conc" -m 2 -s 0.3 -g 0.1 -P 1000 \
+targets="127.0.0.1 $NPORT"
+[ -n "$v6" ] && targets="$targets ::1 $NPORT"
+flood_run native -n "$sessions" -c "$conc" -m 2 -s 0.3 -g 0.1 -P 1000 \
     -b 5 -V 0.1 -p 0.4 -l 0.05 -z 2K,200K $targets
 if [ "$FLOOD_STATUS" -eq 0 ]; then
-	ok "the flood through smtpfd: every session ended as SMTP allows"
+	ok "the flood through mtad -> smtpfd -> mtad: every session ended as SMTP allows"
 else
-	not_ok "the flood through smtpfd: every session ended as SMTP allows" \
-	    "$(grep '^errors:' "$TMP/proxy.out")"
+	not_ok "the flood through mtad -> smtpfd -> mtad: every session ended as SMTP allows" \
+	    "$(grep '^errors:' "$TMP/native.out")"
 fi
-accepted=$(grep -c . "$TMP/proxy.accepted")
-check "the flood through smtpfd: mail got 250 ($accepted)" \
+accepted=$(grep -c . "$TMP/native.accepted")
+check "the flood through mtad -> smtpfd -> mtad: mail got 250 ($accepted)" \
     [ "$accepted" -gt $((sessions / 2)) ]
+
+# A smaller one through smtpfd as a proxy in front of mtad.
+targets="127.0.0.1 $PPORT"
+[ -n "$v6" ] && targets="$targets ::1 $PPORT"
+flood_run proxy -n $((sessions / 4)) -c $((conc / 2)) -m 2 -s 0.3 -g 0.1 \
+    -P 1000 -b 5 -V 0.1 -p 0.4 -l 0.05 -z 2K,200K $targets
+check "the flood through the smtpfd proxy: every session ended as SMTP allows" \
+    [ "$FLOOD_STATUS" -eq 0 ]
 
 # A smaller flood straight into mtad, over both families.
 targets="127.0.0.1 $MPORT"
@@ -184,7 +199,7 @@ check "the queue drains" [ -z "$(ls "$TMP/queue/queue" 2>/dev/null)" ]
 
 find "$TMP/maildir" -type f -path '*/new/*' -exec \
     sed -n 's/^X-Flood-Id: //p' {} + | sort >"$TMP/delivered"
-for fname in proxy direct; do
+for fname in native proxy direct; do
 	sort "$TMP/$fname.accepted" >"$TMP/$fname.a"
 	awk '$1 != "indoubt" { print $2 }' "$TMP/$fname.others" |
 	    sort >"$TMP/$fname.r"
