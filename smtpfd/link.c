@@ -304,6 +304,7 @@ link_dispatch(struct link *k, struct smtpf_msg *m, char *err, size_t errlen)
 {
 	struct link_session	*ls = NULL;
 	const char		*f[1];
+	char			 info[256];
 
 	if (k->state == L_HELLO) {
 		if (m->type != SMTPF_HELLO) {
@@ -332,8 +333,12 @@ link_dispatch(struct link *k, struct smtpf_msg *m, char *err, size_t errlen)
 		return 0;
 	case SMTPF_TLS:
 		ls->tls_pending = 0;
-		if (ls->session != NULL && !ls->closed)
-			session_tls_ready(ls->session, m->field[1]);
+		if (ls->session != NULL && !ls->closed) {
+			/* "TLSv1.3:TLS_AES_256_GCM_SHA384:256", as reported */
+			snprintf(info, sizeof(info), "%s:%s:%s", m->field[1],
+			    m->field[2], m->field[3]);
+			session_tls_ready(ls->session, info);
+		}
 		return 0;
 	case SMTPF_GONE:
 		TAILQ_REMOVE(&k->sessions, ls, entry);
