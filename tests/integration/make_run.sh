@@ -51,6 +51,10 @@ done
 check "swaks's message is in the maildir" [ "$(count "$TMP/run/maildir/alice/new")" -eq 1 ]
 check "smtp-source's 20 messages are in the maildir" \
     [ "$(count "$TMP/run/maildir/bob/new")" -eq 20 ]
+swaks --server "127.0.0.1:$port" --from you@example.net \
+    --to someone@elsewhere.example >"$TMP/relay.log" 2>&1
+check "the example chain refuses relaying" \
+    grep -q "^<\*\* 550 5.7.1 Relaying denied" "$TMP/relay.log"
 check "the messages went through smtpfd" \
     [ "$(grep -c "smtp message downstream=\"250 " "$TMP/run/smtpfd.log")" -eq 21 ]
 check "smtpfctl answers on make run's socket" \
