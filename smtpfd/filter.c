@@ -263,11 +263,12 @@ static void
 query_finish(struct fsession *fs, const struct decision *d)
 {
 	struct query	*q = fs->query;
+	struct decision	 copy = *d;	/* d may be q->answer */
 	int		 junk = q->junk;
 	enum filter_phase phase = q->phase;
 
 	query_free(fs);
-	engine_send_decision(fs, phase, d, junk);
+	engine_send_decision(fs, phase, &copy, junk);
 }
 
 void
