@@ -49,6 +49,8 @@ while [ "$i" -lt 100 ] && { [ "$(count "$TMP/run/maildir/alice/new")" -lt 1 ] ||
 	i=$((i + 1))
 done
 check "swaks's message is in the maildir" [ "$(count "$TMP/run/maildir/alice/new")" -eq 1 ]
+check "the example Lua filter stamped it" \
+    grep -q "^X-Filtered-By: smtpfd stamp" "$TMP"/run/maildir/alice/new/*
 check "smtp-source's 20 messages are in the maildir" \
     [ "$(count "$TMP/run/maildir/bob/new")" -eq 20 ]
 swaks --server "127.0.0.1:$port" --from you@example.net \
