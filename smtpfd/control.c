@@ -1,7 +1,8 @@
 /*
  * The control process: it accepts smtpfctl clients on the control socket
  * (opened by the parent, mode 0600) and routes each request to the
- * process that can answer it; lib/control.c does the rest.
+ * process that can answer it; lib/control.c does the rest.  With
+ * `metrics on`, it also serves the Prometheus metrics (metrics.c).
  */
 #include <stdarg.h>
 #include <stdint.h>
@@ -9,6 +10,7 @@
 #include "control.h"
 #include "ipc.h"
 #include "log.h"
+#include "metrics.h"
 #include "smtpfd.h"
 
 static const struct control_proto smtpfd_control = {
@@ -17,6 +19,7 @@ static const struct control_proto smtpfd_control = {
 };
 
 static int		 listen_fd = -1;
+static int		 metrics_fd = -1;
 static struct ipc_chan	*parent_chan;
 
 void
@@ -73,11 +76,18 @@ control_configured(struct ipc_chan *parent)
 	if (listen_fd == -1)
 		fatalx("no control socket from the parent");
 	control_listen(&smtpfd_control, listen_fd, control_route);
+	if (smtpfd_conf->metrics_on != NULL) {
+		if (metrics_fd == -1)
+			fatalx("no metrics socket from the parent");
+		metrics_listen(metrics_fd);
+	}
 }
 
 int
 control_dispatch(struct ipc_chan *chan, struct ipc_msg *msg)
 {
+	int	 r;
+
 	if (msg->type == SMTPFD_MSG_CONTROL_SOCKET) {
 		if (chan != parent_chan || listen_fd != -1)
 			return -1;
@@ -85,5 +95,14 @@ control_dispatch(struct ipc_chan *chan, struct ipc_msg *msg)
 		listen_fd = msg->fd;
 		return 0;
 	}
+	if (msg->type == SMTPFD_MSG_METRICS_SOCKET) {
+		if (chan != parent_chan || metrics_fd != -1)
+			return -1;
+		ipc_get_end(msg);
+		metrics_fd = msg->fd;
+		return 0;
+	}
+	if ((r = metrics_relay(chan, msg)) != 0)
+		return r == 1 ? 0 : -1;
 	return control_relay(msg);
 }

@@ -31,6 +31,7 @@
 #include "engine.h"
 #include "ipc.h"
 #include "log.h"
+#include "metrics.h"
 #include "smtpfd.h"
 #include "xmalloc.h"
 
@@ -813,6 +814,106 @@ show_filters(struct ipc_chan *chan, uint64_t client)
 	ctl_end(chan, client, 0, "%s", "");
 }
 
+/*
+ * GET /metrics: the counters of show filters in Prometheus text format
+ * (metrics.h), whole families one after another.
+ */
+static void
+metrics_filters(struct ipc_chan *chan, uint64_t client)
+{
+	static const char	*bounds[] = { "0.0001", "0.0005", "0.001",
+	    "0.005", "0.01", "0.05", "0.1", "0.5", "1", "5", "+Inf" };
+	static const char	*states[] = { "ready", "starting", "broken" };
+	static const struct {
+		const char	*name, *help;
+	} plain[] = {
+		{ "smtpfd_filter_failures_total", "Answers the filter failed "
+		    "to give (crash, malformed answer, script error)." },
+		{ "smtpfd_filter_timeouts_total", "Answers the filter did not "
+		    "give in time." },
+		{ "smtpfd_filter_restarts_total", "Times the filter's process "
+		    "was started again." },
+	};
+	struct filter		*f, **fs;
+	struct filter_stats	*st;
+	const char		*state;
+	char			**l;
+	size_t			 n = 0, k, i, j;
+	uint64_t		 cum, v;
+
+	if (current == NULL)
+		return;
+	TAILQ_FOREACH(f, &current->filters, entry)
+		n++;
+	fs = xcalloc(n + 1, sizeof(*fs));
+	l = xcalloc(n + 1, sizeof(*l));
+	k = 0;
+	TAILQ_FOREACH(f, &current->filters, entry) {
+		fs[k] = f;
+		l[k++] = metrics_label(f->name);
+	}
+	metrics_family(chan, client, "smtpfd_filter_calls_total", "counter",
+	    "Questions asked to the filter.");
+	for (k = 0; k < n; k++)
+		metrics_sample(chan, client, "smtpfd_filter_calls_total"
+		    "{filter=\"%s\",kind=\"%s\"} %" PRIu64, l[k],
+		    fs[k]->conf->kind == FILTER_RULE ? "rule" :
+		    fs[k]->conf->kind == FILTER_LUA ? "lua" : "exec",
+		    fs[k]->stats.calls);
+	metrics_family(chan, client, "smtpfd_filter_decisions_total",
+	    "counter", "The filter's decisions, by kind.");
+	for (k = 0; k < n; k++)
+		for (j = 0; j <= DECISION_DISCONNECT; j++)
+			metrics_sample(chan, client,
+			    "smtpfd_filter_decisions_total"
+			    "{filter=\"%s\",decision=\"%s\"} %" PRIu64, l[k],
+			    decision_name((enum decision_kind)j),
+			    fs[k]->stats.decisions[j]);
+	for (j = 0; j < sizeof(plain) / sizeof(plain[0]); j++) {
+		metrics_family(chan, client, plain[j].name, "counter",
+		    plain[j].help);
+		for (k = 0; k < n; k++) {
+			st = &fs[k]->stats;
+			v = j == 0 ? st->failures : j == 1 ? st->timeouts :
+			    st->restarts;
+			metrics_sample(chan, client, "%s{filter=\"%s\"} %"
+			    PRIu64, plain[j].name, l[k], v);
+		}
+	}
+	metrics_family(chan, client, "smtpfd_filter_state", "gauge",
+	    "1 for the filter's state (ready, starting, broken), else 0.");
+	for (k = 0; k < n; k++) {
+		state = fs[k]->broken ? "broken" : fs[k]->ready ? "ready" :
+		    "starting";
+		for (j = 0; j < sizeof(states) / sizeof(states[0]); j++)
+			metrics_sample(chan, client, "smtpfd_filter_state"
+			    "{filter=\"%s\",state=\"%s\"} %d", l[k],
+			    states[j], strcmp(state, states[j]) == 0);
+	}
+	metrics_family(chan, client, "smtpfd_filter_latency_seconds",
+	    "histogram", "How long the filter took to answer.");
+	for (k = 0; k < n; k++) {
+		st = &fs[k]->stats;
+		for (i = 0, cum = 0; i < sizeof(bounds) / sizeof(bounds[0]);
+		    i++) {
+			cum += st->latency[i];
+			metrics_sample(chan, client,
+			    "smtpfd_filter_latency_seconds_bucket"
+			    "{filter=\"%s\",le=\"%s\"} %" PRIu64, l[k],
+			    bounds[i], cum);
+		}
+		metrics_sample(chan, client, "smtpfd_filter_latency_seconds_sum"
+		    "{filter=\"%s\"} %.9g", l[k], st->latency_sum);
+		metrics_sample(chan, client,
+		    "smtpfd_filter_latency_seconds_count{filter=\"%s\"} %"
+		    PRIu64, l[k], cum);
+	}
+	for (k = 0; k < n; k++)
+		free(l[k]);
+	free(l);
+	free(fs);
+}
+
 static void
 stash_add(struct ipc_msg *msg, int script)
 {
@@ -866,7 +967,10 @@ engine_dispatch(struct ipc_chan *chan, struct ipc_msg *msg)
 		ipc_get_end(msg);
 		if (u == CTL_SHOW_FILTERS)
 			show_filters(chan, id);
-		else
+		else if (u == CTL_METRICS) {
+			metrics_filters(chan, id);
+			ctl_end(chan, id, 0, "%s", "");
+		} else
 			ctl_end(chan, id, 1, "unexpected request");
 		return 0;
 	default:

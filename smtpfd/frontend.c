@@ -246,6 +246,10 @@ frontend_ctl(struct ipc_chan *chan, uint64_t client, uint32_t cmd)
 		ctl_line(chan, client, "smtpf.links=%zu", links_count());
 		ctl_end(chan, client, 0, "%s", "");
 		return;
+	case CTL_METRICS:
+		sessions_metrics(chan, client);
+		ctl_end(chan, client, 0, "%s", "");
+		return;
 	}
 	ctl_end(chan, client, 1, "unexpected request");
 }

@@ -27,6 +27,7 @@ const struct ipc_type smtpfd_types[] = {
 	{ SMTPFD_MSG_FILTER_DATA, "FILTER_DATA", "qs",	IPC_FD_NONE },
 	{ SMTPFD_MSG_FILTER_DATA_OUT, "FILTER_DATA_OUT", "qs", IPC_FD_NONE },
 	{ SMTPFD_MSG_FILTER_DATA_ACK, "FILTER_DATA_ACK", "qu", IPC_FD_NONE },
+	{ SMTPFD_MSG_METRICS_SOCKET, "METRICS_SOCKET", "", IPC_FD_REQUIRED },
 };
 
 _Static_assert(sizeof(smtpfd_types) / sizeof(smtpfd_types[0]) ==

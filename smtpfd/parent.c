@@ -31,6 +31,7 @@ struct listen_socket {
 static struct listen_socket	*sockets;
 static size_t			 nsockets;
 static int			 control_fd = -1;
+static int			 metrics_fd = -1;
 static char			**unix_paths;
 static size_t			 nunix_paths;
 
@@ -43,8 +44,9 @@ add_socket(unsigned int index, int fd)
 	nsockets++;
 }
 
-static void
-open_tcp(struct listener *l)
+/* A listening TCP socket on ADDRESS port N (listeners, metrics). */
+static int
+tcp_socket(const char *addr, int port)
 {
 	struct sockaddr_storage	 ss;
 	struct sockaddr_in	*sin = (struct sockaddr_in *)(void *)&ss;
@@ -53,16 +55,16 @@ open_tcp(struct listener *l)
 	int			 fd, on = 1;
 
 	memset(&ss, 0, sizeof(ss));
-	if (inet_pton(AF_INET, l->on, &sin->sin_addr) == 1) {
+	if (inet_pton(AF_INET, addr, &sin->sin_addr) == 1) {
 		sin->sin_family = AF_INET;
-		sin->sin_port = htons((uint16_t)l->port);
+		sin->sin_port = htons((uint16_t)port);
 		len = sizeof(*sin);
-	} else if (inet_pton(AF_INET6, l->on, &sin6->sin6_addr) == 1) {
+	} else if (inet_pton(AF_INET6, addr, &sin6->sin6_addr) == 1) {
 		sin6->sin6_family = AF_INET6;
-		sin6->sin6_port = htons((uint16_t)l->port);
+		sin6->sin6_port = htons((uint16_t)port);
 		len = sizeof(*sin6);
 	} else
-		fatalx("listener %s: not an address", l->on);
+		fatalx("listener %s: not an address", addr);
 	if ((fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK |
 	    SOCK_CLOEXEC, 0)) == -1)
 		fatal("socket");
@@ -73,9 +75,9 @@ open_tcp(struct listener *l)
 		fatal("IPV6_V6ONLY");
 	if (bind(fd, (struct sockaddr *)&ss, len) == -1 ||
 	    listen(fd, SOMAXCONN) == -1)
-		fatal("listen on %s port %d", l->on, l->port);
-	add_socket(l->index, fd);
-	log_debug("listening on %s port %d", l->on, l->port);
+		fatal("listen on %s port %d", addr, port);
+	log_debug("listening on %s port %d", addr, port);
+	return fd;
 }
 
 static void
@@ -132,8 +134,11 @@ parent_init(void)
 		if (l->kind == LISTENER_SMTPF_UNIX)
 			add_socket(l->index, open_unix(l->on, SOMAXCONN));
 		else
-			open_tcp(l);
+			add_socket(l->index, tcp_socket(l->on, l->port));
 	}
+	if (smtpfd_conf->metrics_on != NULL)
+		metrics_fd = tcp_socket(smtpfd_conf->metrics_on,
+		    smtpfd_conf->metrics_port);
 }
 
 static void
@@ -194,6 +199,12 @@ parent_send_config(struct proc_child *c)
 		ipc_begin(&c->chan, SMTPFD_MSG_CONTROL_SOCKET, control_fd);
 		ipc_end(&c->chan);
 		control_fd = -1;
+		if (metrics_fd != -1) {
+			ipc_begin(&c->chan, SMTPFD_MSG_METRICS_SOCKET,
+			    metrics_fd);
+			ipc_end(&c->chan);
+			metrics_fd = -1;
+		}
 	} else if (strcmp(c->role->name, "engine") == 0)
 		send_engine_config(c);
 }

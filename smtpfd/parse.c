@@ -33,6 +33,7 @@ static struct smtpfd_conf *previous;
 static void	 parse_control(struct conf *);
 static void	 parse_hostname(struct conf *);
 static void	 parse_limit(struct conf *);
+static void	 parse_metrics(struct conf *);
 static void	 parse_pki(struct conf *);
 static void	 parse_proxy(struct conf *);
 static void	 parse_smtpf(struct conf *);
@@ -47,6 +48,7 @@ static const struct {
 	{ "filter",	parse_filter },
 	{ "hostname",	parse_hostname },
 	{ "limit",	parse_limit },
+	{ "metrics",	parse_metrics },
 	{ "pki",	parse_pki },
 	{ "proxy",	parse_proxy },
 	{ "select",	parse_select },
@@ -131,6 +133,7 @@ generation_free(struct smtpfd_conf *c)
 	free(c->proc.chroot);
 	free(c->hostname);
 	free(c->control_socket);
+	free(c->metrics_on);
 	free(c);
 }
 
@@ -173,6 +176,15 @@ smtpfd_conf_check(char *err, size_t errlen)
 	    smtpfd_conf->control_socket) != 0) {
 		snprintf(err, errlen, "user, chroot or control socket "
 		    "changed: restart smtpfd");
+		return -1;
+	}
+	if ((previous->metrics_on == NULL) !=
+	    (smtpfd_conf->metrics_on == NULL) ||
+	    (previous->metrics_on != NULL &&
+	    (strcmp(previous->metrics_on, smtpfd_conf->metrics_on) != 0 ||
+	    previous->metrics_port != smtpfd_conf->metrics_port))) {
+		snprintf(err, errlen, "metrics listener changed: restart "
+		    "smtpfd");
 		return -1;
 	}
 	a = TAILQ_FIRST(&previous->listeners);
@@ -293,6 +305,35 @@ parse_hostname(struct conf *cf)
 		return;
 	free(smtpfd_conf->hostname);
 	smtpfd_conf->hostname = xstrdup(name);
+}
+
+/* metrics on ADDRESS port N: the Prometheus listener (control process) */
+static void
+parse_metrics(struct conf *cf)
+{
+	unsigned char	 buf[16];
+	const char	*s;
+	long long	 n;
+
+	if (!conf_expect(cf, "on") ||
+	    (s = conf_word(cf, "an IP address")) == NULL)
+		return;
+	if (strcmp(s, "localhost") == 0)
+		s = "127.0.0.1";
+	if (inet_pton(AF_INET, s, buf) != 1 &&
+	    inet_pton(AF_INET6, s, buf) != 1) {
+		conf_error(cf, "%s is not an IP address", s);
+		return;
+	}
+	if (smtpfd_conf->metrics_on != NULL) {
+		conf_error(cf, "metrics: only one listener");
+		return;
+	}
+	smtpfd_conf->metrics_on = xstrdup(s);
+	if (!conf_expect(cf, "port") ||
+	    !conf_number(cf, "a port", 1, 65535, &n) || !conf_end(cf))
+		return;
+	smtpfd_conf->metrics_port = (int)n;
 }
 
 /* limit sessions N */

@@ -39,6 +39,7 @@
 #include <time.h>
 
 #include "log.h"
+#include "metrics.h"
 #include "session.h"
 #include "smtp_proto.h"
 #include "xmalloc.h"
@@ -958,4 +959,34 @@ sessions_stats(struct ipc_chan *chan, uint64_t client)
 	ctl_line(chan, client, "messages.accepted=%zu", stats.messages);
 	ctl_line(chan, client, "messages.refused=%zu", stats.refused);
 	ctl_line(chan, client, "sessions.failed=%zu", stats.failures);
+}
+
+/* GET /metrics: show stats in Prometheus text format (metrics.h). */
+void
+sessions_metrics(struct ipc_chan *chan, uint64_t client)
+{
+	const struct {
+		const char	*name, *type, *help;
+		size_t		 value;
+	} m[] = {
+		{ "smtpfd_sessions", "gauge", "Client sessions now.",
+		    nsessions },
+		{ "smtpfd_sessions_total", "counter",
+		    "Client sessions since smtpfd started.", stats.sessions },
+		{ "smtpfd_messages_accepted_total", "counter",
+		    "Messages the downstream accepted.", stats.messages },
+		{ "smtpfd_messages_refused_total", "counter",
+		    "Messages the downstream refused at their end of data.",
+		    stats.refused },
+		{ "smtpfd_sessions_failed_total", "counter",
+		    "Sessions that ended on a failure.", stats.failures },
+		{ "smtpfd_smtpf_links", "gauge", "smtpf streams from MTAs now.",
+		    links_count() },
+	};
+	size_t	 i;
+
+	for (i = 0; i < sizeof(m) / sizeof(m[0]); i++) {
+		metrics_family(chan, client, m[i].name, m[i].type, m[i].help);
+		metrics_sample(chan, client, "%s %zu", m[i].name, m[i].value);
+	}
 }

@@ -182,6 +182,7 @@ void		 session_down_drained(struct session *);
 void		 session_down_lost_later(struct session *);
 void		 session_pending_internal(struct session *);
 void		 sessions_stats(struct ipc_chan *, uint64_t);
+void		 sessions_metrics(struct ipc_chan *, uint64_t);
 size_t		 sessions_count(void);
 void		 sessions_show(struct ipc_chan *, uint64_t);
 

@@ -54,9 +54,10 @@ enum smtpfd_msg_type {
 	SMTPFD_MSG_FILTER_DATA,		/* frontend -> engine: q id, s line */
 	SMTPFD_MSG_FILTER_DATA_OUT,	/* engine -> frontend: q id, s line */
 	SMTPFD_MSG_FILTER_DATA_ACK,	/* engine -> frontend: q id, u lines */
+	SMTPFD_MSG_METRICS_SOCKET,	/* parent -> control: fd */
 };
 
-#define SMTPFD_NTYPES	(PROC_IPC_NTYPES + SMTPFD_MSG_FILTER_DATA_ACK - 100 + 1)
+#define SMTPFD_NTYPES	(PROC_IPC_NTYPES + SMTPFD_MSG_METRICS_SOCKET - 100 + 1)
 extern const struct ipc_type	smtpfd_types[];
 
 /* smtpfctl commands (CTL_REQUEST) */
@@ -67,6 +68,7 @@ enum smtpfd_ctl {
 	CTL_LOG_VERBOSE,
 	CTL_LOG_BRIEF,
 	CTL_SHOW_FILTERS,
+	CTL_METRICS,		/* the control process's HTTP clients */
 };
 
 /* How the downstream MTA learns who the client really is. */
@@ -210,6 +212,8 @@ struct smtpfd_conf {
 	struct proc_settings	 proc;
 	char			*hostname;
 	char			*control_socket;
+	char			*metrics_on;	/* NULL: no metrics listener */
+	int			 metrics_port;
 	int			 client_timeout;	/* ms */
 	int			 downstream_timeout;	/* ms */
 	size_t			 max_sessions;
