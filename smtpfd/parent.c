@@ -205,18 +205,30 @@ parent_send_config(struct proc_child *c)
 			ipc_end(&c->chan);
 			metrics_fd = -1;
 		}
-	} else if (strcmp(c->role->name, "engine") == 0)
+	} else if (strcmp(c->role->name, "engine") == 0) {
 		send_engine_config(c);
+		parent_filters_start(c);
+	}
 }
 
-/* Requests the control process forwards to the parent. */
+/*
+ * Requests the control process forwards to the parent, and the engine's
+ * requests to start an exec filter again.
+ */
 int
 parent_dispatch(struct ipc_chan *chan, struct ipc_msg *msg)
 {
 	char		 err[1024];
+	const char	*name;
 	uint64_t	 client;
 	uint32_t	 cmd;
 
+	if (msg->type == SMTPFD_MSG_FILTER_RESTART &&
+	    strcmp(chan->peer, "engine") == 0) {
+		name = ipc_get_string(msg);
+		ipc_get_end(msg);
+		return parent_filter_restart(name);
+	}
 	if (msg->type != SMTPFD_MSG_CTL_REQUEST ||
 	    strcmp(chan->peer, "control") != 0)
 		return -1;
