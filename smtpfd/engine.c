@@ -932,8 +932,12 @@ stash_add(struct ipc_msg *msg, int script)
 	} else
 		st->fd = msg->fd;
 	ipc_get_end(msg);
-	/* A restarted exec filter: straight to the running filter. */
-	if (!script && current != NULL &&
+	/*
+	 * A restarted exec filter: straight to the running filter.  During
+	 * a reload (a new configuration is being received: it is not the
+	 * current generation's) the process is the next generation's.
+	 */
+	if (!script && current != NULL && current->conf == smtpfd_conf &&
 	    (f = gen_filter(current, st->name)) != NULL) {
 		filter_exec_attach(f, st->fd);
 		free(st->name);

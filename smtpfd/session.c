@@ -801,6 +801,8 @@ reply_events(struct session *s, struct pending *p, int code)
 			    s->msg_size);
 		else
 			sf_event(s, EVENT_TX_ROLLBACK, "%08x", s->msgid);
+		/* As OpenSMTPD: every transaction ends with tx-reset. */
+		sf_event(s, EVENT_TX_RESET, "%08x", s->msgid);
 		s->msgid = 0;
 		s->f_junk = s->f_junk_session;
 		return;

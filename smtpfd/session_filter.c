@@ -123,8 +123,10 @@ sf_close(struct session *s)
 
 	if (!s->filtered)
 		return;
-	if (s->msgid != 0)
+	if (s->msgid != 0) {
 		sf_event(s, EVENT_TX_ROLLBACK, "%08x", s->msgid);
+		sf_event(s, EVENT_TX_RESET, "%08x", s->msgid);
+	}
 	sf_event(s, EVENT_LINK_DISCONNECT, "%s", "");
 	chan = engine();
 	ipc_begin(chan, SMTPFD_MSG_SESSION_CLOSE, -1);
@@ -377,8 +379,13 @@ sf_content_line(struct session *s, const char *line, size_t len)
 
 	if (s->f_data_fail != NULL) {
 		/* The rest of a refused message: its end gets the reply. */
-		if (end)
-			sf_message_refused(s, s->f_data_fail, 0);
+		if (end) {
+			char	*reply = s->f_data_fail;
+
+			s->f_data_fail = NULL;
+			sf_message_refused(s, reply, 0);
+			free(reply);
+		}
 		return;
 	}
 	if (!wants_phase(s, PHASE_DATA_LINE)) {
@@ -435,11 +442,14 @@ sf_data_out(struct session *s, const char *line)
 void
 sf_message_refused(struct session *s, const char *reply, int close)
 {
-	free(s->f_data_fail);
+	if (s->f_data_fail != reply)
+		free(s->f_data_fail);
 	s->f_data_fail = NULL;
 	s->f_dot_sent = 0;
-	if (s->msgid != 0)
+	if (s->msgid != 0) {
 		sf_event(s, EVENT_TX_ROLLBACK, "%08x", s->msgid);
+		sf_event(s, EVENT_TX_RESET, "%08x", s->msgid);
+	}
 	s->msgid = 0;
 	s->f_junk = 0;
 	s->f_waiting = 0;
