@@ -14,6 +14,7 @@
 
 #include "io.h"
 #include "log.h"
+#include "monkey.h"
 
 #define IO_READ_CHUNK	(64 * 1024)
 
@@ -32,6 +33,8 @@ static int		ev_flush_set;
 static void	io_reload(struct io *);
 static void	io_flush(int, short, void *);
 static void	io_replay(int, short, void *);
+static void	io_unstall(int, short, void *);
+static void	io_fail(struct io *, const char *);
 static void	io_dispatch(int, short, void *);
 static int	io_callback(struct io *, enum io_event);
 static int	io_do_handshake(struct io *);
@@ -43,7 +46,8 @@ io_new(int fd, void (*cb)(struct io *, enum io_event, void *), void *arg)
 {
 	struct io	*io;
 
-	if ((io = calloc(1, sizeof(*io))) == NULL)
+	if (MONKEY("io.alloc", ENOMEM) ||
+	    (io = calloc(1, sizeof(*io))) == NULL)
 		return NULL;
 	io->fd = fd;
 	io->cb = cb;
@@ -57,6 +61,7 @@ io_new(int fd, void (*cb)(struct io *, enum io_event, void *), void *arg)
 	}
 	event_set(&io->ev, fd, 0, io_dispatch, io);
 	evtimer_set(&io->ev_replay, io_replay, io);
+	evtimer_set(&io->ev_stall, io_unstall, io);
 	if (!ev_flush_set) {
 		evtimer_set(&ev_flush, io_flush, NULL);
 		ev_flush_set = 1;
@@ -74,6 +79,7 @@ io_free(struct io *io)
 		return;
 	event_del(&io->ev);
 	evtimer_del(&io->ev_replay);
+	evtimer_del(&io->ev_stall);
 	if (io->flush_queued) {
 		TAILQ_REMOVE(&io_flushq, io, flush_entry);
 		io->flush_queued = 0;
@@ -135,8 +141,57 @@ io_replay(int fd, short event, void *arg)
 
 	(void)fd;
 	(void)event;
+	if (io->fail_pending) {
+		io->fail_pending = 0;
+		io_callback(io, IO_ERROR);
+		return;
+	}
 	if (!io->paused && evbuffer_get_length(io->in) > 0)
 		io_callback(io, IO_DATAIN);
+}
+
+/* Output that cannot be buffered: the owner hears of it next turn. */
+static void
+io_fail(struct io *io, const char *why)
+{
+	struct timeval	 now = { 0, 0 };
+
+	if (io->fail_pending || io->freed)
+		return;
+	snprintf(io->error, sizeof(io->error), "%s", why);
+	io->fail_pending = 1;
+	evtimer_add(&io->ev_replay, &now);
+}
+
+/*
+ * The monkey's io.stall: a readable io is left alone for a while (its
+ * data waits in the socket), then read as usual.
+ */
+static int
+io_stall(struct io *io)
+{
+	struct timeval	 tv;
+	unsigned int	 ms;
+
+	if (!MONKEY("io.stall", 0))
+		return 0;
+	ms = MONKEY_STALL_MS();
+	tv.tv_sec = ms / 1000;
+	tv.tv_usec = (ms % 1000) * 1000;
+	io->stalled = 1;
+	evtimer_add(&io->ev_stall, &tv);
+	return 1;
+}
+
+static void
+io_unstall(int fd, short event, void *arg)
+{
+	struct io	*io = arg;
+
+	(void)fd;
+	(void)event;
+	io->stalled = 0;
+	io_reload(io);
 }
 
 /* New output: written at the end of this turn of the loop. */
@@ -175,8 +230,14 @@ io_flush(int fd, short event, void *arg)
 int
 io_write(struct io *io, const void *p, size_t len)
 {
-	int	 r = evbuffer_add(io->out, p, len);
+	int	 r;
 
+	/* After a failure nothing more: no line may go out half. */
+	if (io->fail_pending)
+		return -1;
+	r = MONKEY("io.buffer", ENOMEM) ? -1 : evbuffer_add(io->out, p, len);
+	if (r == -1)
+		io_fail(io, "out of memory");
 	io_queue_flush(io);
 	return r;
 }
@@ -187,9 +248,14 @@ io_printf(struct io *io, const char *fmt, ...)
 	va_list	 ap;
 	int	 r;
 
+	if (io->fail_pending)
+		return -1;
 	va_start(ap, fmt);
-	r = evbuffer_add_vprintf(io->out, fmt, ap);
+	r = MONKEY("io.buffer", ENOMEM) ? -1 :
+	    evbuffer_add_vprintf(io->out, fmt, ap);
 	va_end(ap);
+	if (r == -1)
+		io_fail(io, "out of memory");
 	io_queue_flush(io);
 	return r;
 }
@@ -263,7 +329,7 @@ io_reload(struct io *io)
 	if (io->tls_handshaking)
 		events = io->tls_want == TLS_WANT_POLLOUT ? EV_WRITE : EV_READ;
 	else {
-		if (!io->paused && !io->eof)
+		if (!io->paused && !io->eof && !io->stalled)
 			events |= EV_READ;
 		/* Queued output is the flush's to try first. */
 		if (evbuffer_get_length(io->out) > 0 && !io->flush_queued)
@@ -341,7 +407,8 @@ io_do_write(struct io *io)
 				    "TLS write: %s", tls_error(io->tls));
 				return io_callback(io, IO_ERROR);
 			}
-		} else if ((n = write(io->fd, p, len)) == -1) {
+		} else if ((n = MONKEY("io.write", EIO) ? -1 :
+		    write(io->fd, p, len)) == -1) {
 			if (errno == EAGAIN || errno == EINTR)
 				return 1;
 			snprintf(io->error, sizeof(io->error), "write: %s",
@@ -369,7 +436,8 @@ io_do_read(struct io *io)
 			    tls_error(io->tls));
 			return io_callback(io, IO_ERROR);
 		}
-	} else if ((n = read(io->fd, buf, sizeof(buf))) == -1) {
+	} else if ((n = MONKEY("io.read", ECONNRESET) ? -1 :
+	    read(io->fd, buf, sizeof(buf))) == -1) {
 		if (errno == EAGAIN || errno == EINTR)
 			return 1;
 		snprintf(io->error, sizeof(io->error), "read: %s",
@@ -407,7 +475,8 @@ io_dispatch(int fd, short events, void *arg)
 	had_output = evbuffer_get_length(io->out) > 0;
 	if ((events & EV_WRITE) && had_output && !io_do_write(io))
 		return;
-	if ((events & EV_READ) && !io->paused && !io_do_read(io))
+	if ((events & EV_READ) && !io->paused && !io_stall(io) &&
+	    !io_do_read(io))
 		return;
 	io_reload(io);
 }

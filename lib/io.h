@@ -7,6 +7,11 @@
  * can be paused, which is how a session stops consuming pipelined input
  * while it waits for another process, and how memory stays bounded when
  * the other side of a relay is slower.
+ *
+ * io_write() and io_printf() return -1 when the output cannot be
+ * buffered (no memory): the io then reports IO_ERROR on the next turn
+ * of the event loop, so that an owner that ignores the result still
+ * ends that connection instead of going on with a line missing.
  */
 #ifndef IO_H
 #define IO_H
@@ -36,7 +41,11 @@ struct io {
 	struct evbuffer	*in;
 	struct evbuffer	*out;
 	struct event	 ev;
-	struct event	 ev_replay;	/* buffered input after a resume */
+	struct event	 ev_replay;	/* buffered input after a resume,
+					   or a failure to report */
+	struct event	 ev_stall;	/* the monkey's io.stall */
+	int		 stalled;	/* not reading until ev_stall */
+	int		 fail_pending;	/* IO_ERROR at ev_replay */
 	int		 timeout_ms;
 	short		 armed;		/* the events registered, -1: none */
 	int		 paused;

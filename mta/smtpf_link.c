@@ -593,8 +593,14 @@ smtpf_link_send(struct smtpf_link *l, enum smtpf_type type,
 	    nfields)) == -1)
 		fatalx("smtpf %s: cannot format a %s message", l->ep->url,
 		    smtpf_type_name(type));
-	if (io_write(l->io, buf, (size_t)len) == -1)
-		fatalx("smtpf %s: out of memory", l->ep->url);
+	if (l->io->fail_pending)
+		return;		/* the link is failing: IO_ERROR is due */
+	if (io_write(l->io, buf, (size_t)len) == -1) {
+		/* The io reports IO_ERROR next turn: the link is lost. */
+		log_warnx("smtpf %s: out of memory for a %s message",
+		    l->ep->url, smtpf_type_name(type));
+		return;
+	}
 	if (!l->blocked && io_queued(l->io) > LINK_OUTPUT_MAX) {
 		/* smtpfd is slow: its clients wait until it catches up */
 		log_debug("smtpf %s: output over %d bytes, clients wait",

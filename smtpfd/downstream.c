@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "monkey.h"
 #include "session.h"
 #include "xmalloc.h"
 
@@ -57,7 +58,8 @@ downstream_start(struct session *s)
 	} else {
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &(int){ 1 },
 		    sizeof(int));
-		if (connect(fd, (struct sockaddr *)&d->addr, d->addrlen) == -1 &&
+		if ((MONKEY("downstream.connect", ECONNREFUSED) ||
+		    connect(fd, (struct sockaddr *)&d->addr, d->addrlen) == -1) &&
 		    errno != EINPROGRESS) {
 			log_warn("%016" PRIx64 " downstream %s", s->id, d->url);
 			/* The io reports the error at its first read. */

@@ -1054,8 +1054,11 @@ message_end(struct session *s, struct txn *t, enum outcome o)
 			fprintf(out_accepted, "%s\n", t->id);
 	} else if (out_others) {
 		if (o == M_REFUSED)
-			fprintf(out_others, "%s %s %d\n", outcome_names[o],
-			    t->id, t->code);
+			/* "dot": the refusal came when the final dot was out
+			 * (a 421 then leaves the message in doubt) */
+			fprintf(out_others, "%s %s %d%s\n", outcome_names[o],
+			    t->id, t->code, t == &s->dotx && s->dot_out ?
+			    " dot" : "");
 		else
 			fprintf(out_others, "%s %s\n", outcome_names[o],
 			    t->id);
