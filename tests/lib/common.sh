@@ -144,15 +144,17 @@ no_sanitizer_report() {
 	! grep -Eq 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$1"
 }
 
-# free_ports N: print N consecutive free TCP ports on loopback.
+# free_ports N: print N consecutive free TCP ports on loopback, below
+# the kernel's ephemeral range (32768 and up by default), so that no
+# outgoing connection of another test can be holding one.
 free_ports() {
 	tries=0
 	while [ "$tries" -lt 50 ]; do
-		base=$(( $(od -An -N2 -tu2 /dev/urandom) % 30000 + 20000 ))
+		base=$(( $(od -An -N2 -tu2 /dev/urandom) % 12000 + 20000 ))
 		p=$base
 		ok_all=1
 		while [ "$p" -lt $((base + $1)) ]; do
-			if [ -n "$(ss -Htln "sport = :$p" 2>/dev/null)" ]; then
+			if [ -n "$(ss -Htan "sport = :$p" 2>/dev/null)" ]; then
 				ok_all=0
 				break
 			fi
