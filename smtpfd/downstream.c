@@ -108,8 +108,9 @@ downstream_close(struct session *s)
 void
 downstream_write(struct session *s, const void *p, size_t len)
 {
-	if (s->down != NULL && io_write(s->down, p, len) == -1)
-		fatal("%016" PRIx64 " downstream buffer", s->id);
+	/* A write that cannot be buffered ends the connection (IO_ERROR). */
+	if (s->down != NULL)
+		(void)io_write(s->down, p, len);
 }
 
 static void

@@ -233,8 +233,12 @@ gen_build(void)
 			add_chain(g, l->chain, &l->chain, 1);
 	use_stash(g);
 	TAILQ_FOREACH(f, &g->filters, entry)
-		if (f->ops->start(f) == -1)
-			fatalx("filter %s cannot start", f->name);
+		if (f->ops->start(f) == -1) {
+			/* Out of service: its chains get its failure policy. */
+			log_warnx("filter %s cannot start: out of service",
+			    f->name);
+			f->broken = 1;
+		}
 	return g;
 }
 

@@ -625,8 +625,10 @@ lua_start(struct filter *f)
 	lf->instructions_max = f->conf->instructions_max ?
 	    f->conf->instructions_max : DEF_INSTRUCTIONS;
 	xasprintf(&lf->chunkname, "@%s", f->conf->path);
-	if ((lf->L = lua_newstate(lua_alloc, lf)) == NULL)
-		fatalx("filter %s: lua_newstate", f->name);
+	if ((lf->L = lua_newstate(lua_alloc, lf)) == NULL) {
+		log_warnx("filter %s: no memory for a Lua state", f->name);
+		return -1;
+	}
 	lua_atpanic(lf->L, lua_panic);
 	lua_newtable(lf->L);
 	lf->limit_ref = luaL_ref(lf->L, LUA_REGISTRYINDEX);

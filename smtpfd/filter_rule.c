@@ -45,8 +45,11 @@ rule_start(struct filter *f)
 		    NULL)
 			fatalx("filter %s: regex does not compile", f->name);
 	}
-	if ((r->md = pcre2_match_data_create(4, NULL)) == NULL)
-		fatalx("pcre2_match_data_create");
+	if ((r->md = pcre2_match_data_create(4, NULL)) == NULL) {
+		log_warnx("filter %s: no memory for its regex", f->name);
+		f->impl = r;
+		return -1;
+	}
 	f->impl = r;
 	f->phases = 1U << fc->phase;
 	f->ready = 1;

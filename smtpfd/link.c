@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "session.h"
@@ -112,8 +113,12 @@ link_accept(struct listener *l, int fd, const struct sockaddr_storage *ss)
 		snprintf(k->peer, sizeof(k->peer), "%s", l->on);
 	else
 		snprintf(k->peer, sizeof(k->peer), "%s:%d", addr, port);
-	if ((k->io = io_new(fd, link_io, k)) == NULL)
-		fatal("io_new");
+	if ((k->io = io_new(fd, link_io, k)) == NULL) {
+		log_warn("smtpf %s: stream refused", k->peer);
+		close(fd);
+		free(k);
+		return;
+	}
 	TAILQ_INSERT_TAIL(&links, k, entry);
 	nlinks++;
 	/* Nothing but hello until the MTA said who it is. */
@@ -267,6 +272,17 @@ link_open(struct link *k, struct smtpf_msg *m)
 	ls->session = session_new(k->listener, &link_ops, ls, &info,
 	    strcmp(mode, "starttls") == 0 || strcmp(mode, "require") == 0,
 	    strcmp(mode, "require") == 0);
+	if (ls->session == NULL) {
+		const char	*f[2];
+		char		 sid[17];
+
+		sid_text(m->sid, sid, sizeof(sid));
+		f[0] = sid;
+		f[1] = "421 4.3.0 Temporary failure, try again later";
+		link_send(k, SMTPF_REPLY, f, 2);
+		link_send(k, SMTPF_CLOSE, f, 1);
+		ls->closed = 1;		/* it waits for gone */
+	}
 	return 0;
 }
 
@@ -287,8 +303,11 @@ link_line(struct link_session *ls, struct smtpf_msg *m)
 		    "text after STARTTLS", s->id, m->lastlen);
 		return;
 	}
-	if (evbuffer_add(s->cin, m->field[2], m->lastlen) == -1)
-		fatal("evbuffer_add");
+	if (evbuffer_add(s->cin, m->field[2], m->lastlen) == -1) {
+		session_fail(s, "421 4.3.0 Temporary failure, try again later",
+		    "out of memory for client input");
+		return;
+	}
 	if (strcmp(end, "crlf") == 0)
 		evbuffer_add(s->cin, "\r\n", 2);
 	else if (strcmp(end, "lf") == 0)

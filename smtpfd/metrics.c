@@ -462,8 +462,10 @@ metrics_sample(struct ipc_chan *chan, uint64_t client, const char *fmt, ...)
 	char	*line;
 
 	va_start(ap, fmt);
-	if (vasprintf(&line, fmt, ap) == -1)
-		fatal("vasprintf");
+	if (vasprintf(&line, fmt, ap) == -1) {
+		va_end(ap);
+		return;		/* a sample lost: better than the daemon */
+	}
 	va_end(ap);
 	ipc_begin(chan, SMTPFD_MSG_CTL_LINE, -1);
 	ipc_add_u64(chan, client);

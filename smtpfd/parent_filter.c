@@ -289,10 +289,16 @@ fproc_start(const struct filter_conf *fc, int childfd)
 		break;
 	}
 	close(ep[1]);
-	if ((pidfd = pidfd_open(pid, 0)) == -1)
-		fatal("pidfd_open");
-	if (fcntl(ep[0], F_SETFL, O_NONBLOCK) == -1)
-		fatal("fcntl");
+	if ((pidfd = pidfd_open(pid, 0)) == -1 ||
+	    fcntl(ep[0], F_SETFL, O_NONBLOCK) == -1) {
+		/* Out of descriptors: the engine sees it dead, restarts it. */
+		log_warn("filter %s", fc->name);
+		kill(pid, SIGKILL);
+		if (pidfd != -1)
+			close(pidfd);
+		close(ep[0]);
+		return -1;
+	}
 	p = xcalloc(1, sizeof(*p));
 	p->name = xstrdup(fc->name);
 	p->pid = pid;
@@ -318,8 +324,11 @@ filter_spawn(const struct filter_conf *fc)
 	struct ipc_chan	*chan = &engine_child->chan;
 	int		 sp[2];
 
-	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) == -1)
-		fatal("socketpair");
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) == -1) {
+		/* Nothing to give the engine: it waits, then tempfails. */
+		log_warn("filter %s: socketpair", fc->name);
+		return;
+	}
 	(void)fproc_start(fc, sp[1]);
 	close(sp[1]);
 	ipc_begin(chan, SMTPFD_MSG_FILTER_PROC, sp[0]);

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "session.h"
@@ -34,6 +35,7 @@ struct proxy_client {
 
 static void	 proxy_io(struct io *, enum io_event, void *);
 static void	 proxy_tls_now(struct proxy_client *);
+static void	 proxy_close_later(struct proxy_client *);
 static void	 proxy_reply(struct session *, const char *);
 static void	 proxy_starttls(struct session *);
 static void	 proxy_close(struct session *);
@@ -89,6 +91,12 @@ proxy_start_session(struct proxy_client *pc)
 	pc->session = session_new(l, &proxy_ops, pc, &pc->info,
 	    l->tls != PROXY_TLS_NONE && l->tls != PROXY_TLS_SMTPS,
 	    l->tls == PROXY_TLS_REQUIRE);
+	if (pc->session == NULL) {
+		io_printf(pc->io, "421 4.3.0 Temporary failure, try again "
+		    "later\r\n");
+		proxy_close_later(pc);
+		return;
+	}
 	if (l->tls == PROXY_TLS_SMTPS)
 		session_tls_ready(pc->session, pc->info.tls_info);
 }
@@ -117,8 +125,13 @@ proxy_accept(struct listener *l, int fd, const struct sockaddr_storage *ss)
 	if (getsockname(fd, (struct sockaddr *)&local, &len) == 0)
 		sockaddr_text(&local, pc->info.local_addr,
 		    sizeof(pc->info.local_addr), &pc->info.local_port);
-	if ((pc->io = io_new(fd, proxy_io, pc)) == NULL)
-		fatal("io_new");
+	if ((pc->io = io_new(fd, proxy_io, pc)) == NULL) {
+		log_warn("client %s refused", pc->info.addr);
+		close(fd);
+		smtpfd_conf_unref(l->conf);
+		free(pc);
+		return;
+	}
 	io_set_timeout(pc->io, smtpfd_conf->client_timeout);
 	if (l->tls == PROXY_TLS_SMTPS) {
 		if (io_start_tls_server(pc->io, l->tls_ctx) == -1) {
@@ -227,15 +240,20 @@ proxy_starttls(struct session *s)
 
 /* Never frees at once: the session may be on the stack. */
 static void
-proxy_close(struct session *s)
+proxy_close_later(struct proxy_client *pc)
 {
-	struct proxy_client	*pc = s->front_ctx;
 	struct timeval		 now = { 0, 0 };
 
 	pc->closing = 1;
 	io_pause(pc->io);
 	if (io_queued(pc->io) == 0)
 		evtimer_add(&pc->ev_close, &now);
+}
+
+static void
+proxy_close(struct session *s)
+{
+	proxy_close_later(s->front_ctx);
 }
 
 static void

@@ -94,8 +94,12 @@ session_new(struct listener *l, const struct front_ops *front, void *ctx,
 	s->tls_required = tls_required;
 	s->state = S_CONNECTING;
 	s->started = time(NULL);
-	if ((s->cin = evbuffer_new()) == NULL)
-		fatal("evbuffer_new");
+	if ((s->cin = evbuffer_new()) == NULL) {
+		log_warn("session refused");
+		smtpfd_conf_unref(l->conf);
+		free(s);
+		return NULL;
+	}
 	evtimer_set(&s->ev_lost, session_down_lost_cb, s);
 	TAILQ_INSERT_TAIL(&sessions, s, entry);
 	nsessions++;
