@@ -38,10 +38,7 @@ stall=${MONKEY_STALL_MS:-5000}
 # smtpf link carries every session: their rates are lower than the
 # queue's, and so is smtp.write's (per line of content).
 mtad_sites=${MONKEY_MTAD_SITES:-smtp.write=0.5,io.read=1,io.write=1,io.buffer=0.05,io.alloc=50,io.stall=5}
-# io.alloc and io.buffer stay off in smtpfd until its fatal()s on them
-# go (link.c, proxy.c: fatal("io_new"); downstream.c, link.c: fatal on
-# a failed io_write): they would stop the daemon, not the connection.
-smtpfd_sites=${MONKEY_SMTPFD_SITES:-io.read=1,io.write=1,io.buffer=0,io.alloc=0,io.stall=5,downstream.connect=100}
+smtpfd_sites=${MONKEY_SMTPFD_SITES:-io.read=1,io.write=1,io.buffer=0.05,io.alloc=50,io.stall=5,downstream.connect=100}
 echo "# monkey rate=$rate/10000 seed=$seed duration=${duration}s" \
     "stall<=${stall}ms"
 echo "# mtad sites: $mtad_sites"
