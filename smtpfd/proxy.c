@@ -189,6 +189,7 @@ proxy_io(struct io *io, enum io_event event, void *arg)
 			proxy_free(pc, "timeout");
 			return;
 		}
+		sf_event(pc->session, EVENT_TIMEOUT, "%s", "");
 		session_fail(pc->session, "421 4.4.2 Timeout, closing "
 		    "connection", "client timeout");
 		return;

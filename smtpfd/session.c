@@ -179,6 +179,9 @@ session_client_input(struct session *s)
 void
 session_client_gone(struct session *s, const char *reason)
 {
+	/* The MTA timed the client out (smtpf gone|SID|timeout). */
+	if (strcmp(reason, "timeout") == 0)
+		sf_event(s, EVENT_TIMEOUT, "%s", "");
 	if (s->in_content)
 		log_info("%016" PRIx64 " smtp client left during the "
 		    "content: the transaction is abandoned", s->id);
@@ -407,8 +410,12 @@ session_content(struct session *s, const char *p, size_t len, int ended)
 
 	if (s->content_lines++ == 0 && s->filtered)
 		sf_content_begin(s);
-	s->msg_size += len;
+	/*
+	 * msg_size is tx-commit's, as OpenSMTPD counts: the message as
+	 * stored (LF line ends, dots unstuffed, without the final ".").
+	 */
 	if (!ended) {
+		s->msg_size += len - (!s->mid_line && p[0] == '.');
 		/* Through filters, a piece of a long line is a line. */
 		if (filtered)
 			sf_content_line(s, p, len);
@@ -425,6 +432,7 @@ session_content(struct session *s, const char *p, size_t len, int ended)
 	if (!s->mid_line && body == 1 && p[0] == '.') {
 		if (!crlf) {
 			/* content, never the end */
+			s->msg_size += 2;
 			if (filtered)
 				sf_content_line(s, "..", 2);
 			else
@@ -439,6 +447,7 @@ session_content(struct session *s, const char *p, size_t len, int ended)
 		session_message_end(s);
 		return;
 	}
+	s->msg_size += body + 1 - (!s->mid_line && p[0] == '.');
 	s->mid_line = 0;
 	if (filtered) {
 		sf_content_line(s, p, body);
@@ -670,6 +679,7 @@ pending_push(struct session *s, enum pending_kind kind, const char *text)
 	p = &s->pending[(s->pending_head + s->npending) % PENDING_MAX];
 	p->kind = kind;
 	p->text = text ? xstrdup(text) : NULL;
+	p->verb = SMTP_UNKNOWN;		/* forward_command() sets it */
 	s->npending++;
 }
 
@@ -791,14 +801,34 @@ reply_relay(struct session *s, char **lines, size_t n)
 		session_reply_line(s, lines[i]);
 }
 
-/* What the filters hear of a reply: OpenSMTPD's tx and link events. */
+/*
+ * What the filters hear of a reply: OpenSMTPD's tx and link events, in
+ * its order: link-identify and tx-envelope before the reply's
+ * protocol-server lines (before), the others after them.
+ */
 static void
-reply_events(struct session *s, struct pending *p, int code)
+reply_events(struct session *s, struct pending *p, int code, int before)
 {
 	const char	*result = code < 400 ? "ok" : code < 500 ? "tempfail" :
 	    "permfail";
 	const char	*arg = p->arg ? p->arg : "";
+	uint32_t	 evp;
 
+	if (before) {
+		if ((p->verb == SMTP_HELO || p->verb == SMTP_EHLO) &&
+		    code == 250)
+			sf_event(s, EVENT_LINK_IDENTIFY, "%s|%s",
+			    p->verb == SMTP_EHLO ? "EHLO" : "HELO", arg);
+		/* smtpfd has no queue: the envelope id is made up, as
+		 * OpenSMTPD's, of the msgid and 32 random bits. */
+		if (p->verb == SMTP_RCPT && code >= 200 && code < 300) {
+			if (getrandom(&evp, sizeof(evp), 0) != sizeof(evp))
+				evp = 0;
+			sf_event(s, EVENT_TX_ENVELOPE, "%08x|%08x%08x",
+			    s->msgid, s->msgid, evp);
+		}
+		return;
+	}
 	if (p->kind == PENDING_EOM) {
 		if (code >= 200 && code < 300)
 			sf_event(s, EVENT_TX_COMMIT, "%08x|%zu", s->msgid,
@@ -812,12 +842,6 @@ reply_events(struct session *s, struct pending *p, int code)
 		return;
 	}
 	switch (p->verb) {
-	case SMTP_HELO:
-	case SMTP_EHLO:
-		if (code == 250)
-			sf_event(s, EVENT_LINK_IDENTIFY, "%s|%s",
-			    p->verb == SMTP_EHLO ? "EHLO" : "HELO", arg);
-		break;
 	case SMTP_MAIL:
 		if (code >= 200 && code < 300) {
 			if (getrandom(&s->msgid, sizeof(s->msgid), 0) !=
@@ -835,7 +859,11 @@ reply_events(struct session *s, struct pending *p, int code)
 		    "ok" : result);
 		break;
 	case SMTP_RSET:
-		sf_event(s, EVENT_TX_RESET, "%08x", s->msgid);
+		/* As OpenSMTPD: only an open transaction is rolled back. */
+		if (s->msgid != 0) {
+			sf_event(s, EVENT_TX_ROLLBACK, "%08x", s->msgid);
+			sf_event(s, EVENT_TX_RESET, "%08x", s->msgid);
+		}
 		s->msgid = 0;
 		s->f_junk = s->f_junk_session;
 		break;
@@ -863,8 +891,8 @@ session_down_reply(struct session *s, char **lines, size_t n)
 			    "again later", "unexpected reply from downstream");
 		return;
 	}
-	if (s->filtered)
-		reply_events(s, p, code);
+	if (s->filtered && p->kind != PENDING_INTERNAL)
+		reply_events(s, p, code, 1);
 	switch (p->kind) {
 	case PENDING_EHLO:
 		if (code == 250)
@@ -914,6 +942,8 @@ session_down_reply(struct session *s, char **lines, size_t n)
 	case PENDING_STARTTLS:
 		fatalx("%016" PRIx64 " local reply not flushed", s->id);
 	}
+	if (s->filtered && p->kind != PENDING_INTERNAL)
+		reply_events(s, p, code, 0);
 	pending_pop(s);
 	session_flush_local(s);
 	session_process(s);
