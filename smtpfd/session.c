@@ -241,7 +241,9 @@ session_down_lost_later(struct session *s)
 void
 session_down_ready(struct session *s, const char *banner)
 {
-	char	 cmd[SMTP_DOMAIN_MAX + 8];
+	char		 cmd[SMTP_DOMAIN_MAX + 8];
+	const char	*name;
+	size_t		 n;
 
 	if (s->down_resume) {
 		/* A new downstream mid-session: greet it as the client did. */
@@ -259,7 +261,13 @@ session_down_ready(struct session *s, const char *banner)
 		return;
 	s->state = S_RELAY;
 	session_reply_line(s, banner);
-	sf_event(s, EVENT_LINK_GREETING, "%s", smtpfd_conf->hostname);
+	/* As OpenSMTPD: the name the client was greeted with. */
+	name = strlen(banner) > 4 ? banner + 4 : "";
+	if ((n = strcspn(name, " ")) == 0) {
+		name = smtpfd_conf->hostname;
+		n = strlen(name);
+	}
+	sf_event(s, EVENT_LINK_GREETING, "%.*s", (int)n, name);
 	session_process(s);
 }
 
@@ -444,6 +452,9 @@ session_content(struct session *s, const char *p, size_t len, int ended)
 			sf_content_line(s, ".", 1);
 			return;
 		}
+		/* What OpenSMTPD tells filters of the end, no one asked. */
+		sf_event(s, EVENT_PROTOCOL_CLIENT, "%s", ".");
+		sf_event(s, EVENT_FILTER_RESPONSE, "%s", "commit|proceed");
 		session_message_end(s);
 		return;
 	}

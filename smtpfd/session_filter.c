@@ -72,6 +72,37 @@ sf_event(struct session *s, enum filter_event e, const char *fmt, ...)
 	ipc_end(chan);
 }
 
+/*
+ * OpenSMTPD's filter-response: what came of a phase (every command it
+ * filters, asked or not, and the connection and commit), in its words.
+ */
+static void
+sf_response(struct session *s, enum filter_phase phase,
+    enum decision_kind kind, int junk, const char *text)
+{
+	const char	*name = filter_phase_name(phase), *decision;
+
+	if (phase == PHASE_CONNECT)
+		name = "connected";
+	else if (phase == PHASE_STARTTLS)
+		name = "tls";
+	if (kind == DECISION_REJECT && strncmp(text, "421", 3) == 0)
+		kind = DECISION_DISCONNECT;	/* as the session does */
+	switch (kind) {
+	case DECISION_REJECT:
+	case DECISION_DISCONNECT:
+	case DECISION_REWRITE:
+		decision = decision_name(kind);
+		break;
+	default:
+		decision = junk || kind == DECISION_JUNK ? "junk" : "proceed";
+		text = NULL;
+		break;
+	}
+	sf_event(s, EVENT_FILTER_RESPONSE, "%s|%s%s%s", name, decision,
+	    text != NULL ? "|" : "", text != NULL ? text : "");
+}
+
 static void
 sf_query(struct session *s, enum filter_phase phase, const char *param)
 {
@@ -152,6 +183,7 @@ sf_chain(struct session *s, uint32_t phases, uint32_t events)
 	if (s->client.tls)
 		sf_event(s, EVENT_LINK_TLS, "%s", s->client.tls_info);
 	if (!wants_phase(s, PHASE_CONNECT)) {
+		sf_response(s, PHASE_CONNECT, DECISION_PROCEED, 0, NULL);
 		downstream_start(s);
 		return;
 	}
@@ -229,9 +261,13 @@ sf_command(struct session *s, const char *line, const struct smtp_command *cmd)
 		return 0;
 	sf_event(s, EVENT_PROTOCOL_CLIENT, "%s", cmd->verb == SMTP_AUTH ?
 	    "AUTH ********" : line);
-	if ((phase = verb_phase(cmd->verb)) == -1 ||
-	    !wants_phase(s, (enum filter_phase)phase))
+	if ((phase = verb_phase(cmd->verb)) == -1)
 		return 0;
+	if (!wants_phase(s, (enum filter_phase)phase)) {
+		sf_response(s, (enum filter_phase)phase, DECISION_PROCEED, 0,
+		    NULL);
+		return 0;
+	}
 	param[0] = '\0';
 	switch (cmd->verb) {
 	case SMTP_HELO:
@@ -361,6 +397,7 @@ sf_content_begin(struct session *s)
 {
 	if (!s->f_junk)
 		return;
+	s->msg_size += 12;		/* "X-Spam: Yes" and LF */
 	if (wants_phase(s, PHASE_DATA_LINE))
 		sf_data_send(s, "X-Spam: Yes");
 	else
@@ -390,6 +427,8 @@ sf_content_line(struct session *s, const char *line, size_t len)
 	}
 	if (!wants_phase(s, PHASE_DATA_LINE)) {
 		if (end) {
+			/* As OpenSMTPD, the "." is told as a client line. */
+			sf_event(s, EVENT_PROTOCOL_CLIENT, "%s", ".");
 			sf_query(s, PHASE_COMMIT, "");	/* the "." waits */
 			return;
 		}
@@ -413,10 +452,14 @@ static void
 sf_content_done(struct session *s)
 {
 	s->f_dot_sent = 0;
+	/* As OpenSMTPD, the "." is told as a client line when it comes
+	 * out of the data-line filters. */
+	sf_event(s, EVENT_PROTOCOL_CLIENT, "%s", ".");
 	if (wants_phase(s, PHASE_COMMIT)) {
 		sf_query(s, PHASE_COMMIT, "");
 		return;
 	}
+	sf_response(s, PHASE_COMMIT, DECISION_PROCEED, 0, NULL);
 	s->f_waiting = 0;
 	session_message_end(s);
 }
@@ -466,6 +509,8 @@ sf_decision(struct session *s, enum filter_phase phase,
 	int	 refused = kind == DECISION_REJECT ||
 	    kind == DECISION_DISCONNECT;
 
+	if (phase != PHASE_DATA_LINE)
+		sf_response(s, phase, kind, junk, text);
 	switch (phase) {
 	case PHASE_CONNECT:
 		s->f_waiting = 0;
