@@ -415,6 +415,8 @@ session_content(struct session *s, const char *p, size_t len, int ended)
 {
 	size_t	 body = len;
 	int	 crlf = 0, filtered = s->filtered && sf_content_filtered(s);
+	/* With data-line filters the size is what comes out of them. */
+	int	 count = !(s->filtered && sf_data_lines(s));
 
 	if (s->content_lines++ == 0 && s->filtered)
 		sf_content_begin(s);
@@ -423,7 +425,8 @@ session_content(struct session *s, const char *p, size_t len, int ended)
 	 * stored (LF line ends, dots unstuffed, without the final ".").
 	 */
 	if (!ended) {
-		s->msg_size += len - (!s->mid_line && p[0] == '.');
+		if (count)
+			s->msg_size += len - (!s->mid_line && p[0] == '.');
 		/* Through filters, a piece of a long line is a line. */
 		if (filtered)
 			sf_content_line(s, p, len);
@@ -440,7 +443,8 @@ session_content(struct session *s, const char *p, size_t len, int ended)
 	if (!s->mid_line && body == 1 && p[0] == '.') {
 		if (!crlf) {
 			/* content, never the end */
-			s->msg_size += 2;
+			if (count)
+				s->msg_size += 2;
 			if (filtered)
 				sf_content_line(s, "..", 2);
 			else
@@ -458,7 +462,8 @@ session_content(struct session *s, const char *p, size_t len, int ended)
 		session_message_end(s);
 		return;
 	}
-	s->msg_size += body + 1 - (!s->mid_line && p[0] == '.');
+	if (count)
+		s->msg_size += body + 1 - (!s->mid_line && p[0] == '.');
 	s->mid_line = 0;
 	if (filtered) {
 		sf_content_line(s, p, body);

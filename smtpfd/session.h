@@ -194,6 +194,7 @@ void		 sf_event(struct session *, enum filter_event, const char *, ...)
 int		 sf_command(struct session *, const char *,
 		    const struct smtp_command *);
 int		 sf_content_filtered(struct session *);
+int		 sf_data_lines(struct session *);
 int		 sf_can_read(struct session *);
 void		 sf_content_begin(struct session *);
 void		 sf_content_line(struct session *, const char *, size_t);

@@ -331,6 +331,22 @@ rewritten(const char *line, const char *value)
 	return xstrdup(buf);
 }
 
+/* A recipient the chain refused: reported as OpenSMTPD does. */
+static void
+sf_refused_rcpt(struct session *s, const char *line, const char *reply)
+{
+	struct smtp_command	 cmd;
+	const char		*params;
+	char			 addr[1024];
+
+	smtp_command_parse(line, &cmd);
+	if (cmd.verb != SMTP_RCPT || path_param(cmd.args, cmd.verb, addr,
+	    sizeof(addr), &params) == -1)
+		return;
+	sf_event(s, EVENT_TX_RCPT, "%08x|%s|%s", s->msgid, reply[0] == '4' ?
+	    "tempfail" : "permfail", addr);
+}
+
 static void
 sf_command_decided(struct session *s, enum decision_kind kind, int junk,
     const char *text)
@@ -346,6 +362,7 @@ sf_command_decided(struct session *s, enum decision_kind kind, int junk,
 	case DECISION_REJECT:
 		/* As OpenSMTPD: a 421 ends the session. */
 		session_local_reply(s, text, strncmp(text, "421", 3) == 0);
+		sf_refused_rcpt(s, line, text);
 		break;
 	case DECISION_DISCONNECT:
 		session_local_reply(s, text, 1);
@@ -377,6 +394,13 @@ sf_data_send(struct session *s, const char *line)
 	s->f_inflight++;
 }
 
+/* The data-line filters make the message: its size is theirs. */
+int
+sf_data_lines(struct session *s)
+{
+	return wants_phase(s, PHASE_DATA_LINE);
+}
+
 /* The content goes through the engine, or waits for commit. */
 int
 sf_content_filtered(struct session *s)
@@ -397,11 +421,12 @@ sf_content_begin(struct session *s)
 {
 	if (!s->f_junk)
 		return;
-	s->msg_size += 12;		/* "X-Spam: Yes" and LF */
 	if (wants_phase(s, PHASE_DATA_LINE))
-		sf_data_send(s, "X-Spam: Yes");
-	else
+		sf_data_send(s, "X-Spam: Yes");	/* counted coming back */
+	else {
+		s->msg_size += 12;		/* "X-Spam: Yes" and LF */
 		session_send_down(s, "X-Spam: Yes\r\n", 13);
+	}
 }
 
 /*
@@ -474,6 +499,8 @@ sf_data_out(struct session *s, const char *line)
 		sf_content_done(s);
 		return;
 	}
+	/* As stored: LF ends, the stuffing dot gone. */
+	s->msg_size += strlen(line) + 1 - (line[0] == '.');
 	session_send_down(s, line, strlen(line));
 	session_send_down(s, "\r\n", 2);
 }
