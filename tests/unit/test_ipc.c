@@ -31,6 +31,8 @@ static char	 got_data[64];
 static size_t	 got_datalen;
 static int	 got_fd;
 
+static int	 fds_got[4], nfds_got, nempty_got;
+
 static int
 dispatch(struct ipc_chan *chan, struct ipc_msg *msg)
 {
@@ -40,10 +42,13 @@ dispatch(struct ipc_chan *chan, struct ipc_msg *msg)
 	got_type = (int)msg->type;
 	switch (msg->type) {
 	case T_EMPTY:
+		nempty_got++;
 		break;
 	case T_FD:
 		snprintf(got_str, sizeof(got_str), "%s", ipc_get_string(msg));
 		got_fd = msg->fd;
+		if (nfds_got < 4)
+			fds_got[nfds_got++] = msg->fd;
 		break;
 	case T_MIXED:
 		got_u32 = ipc_get_u32(msg);
@@ -266,6 +271,51 @@ test_internal_is_fatal(void)
 	    "malformed message from an internal peer is fatal");
 }
 
+/*
+ * Many messages go in one write; descriptors in the middle of a batch
+ * still reach the messages that announce them.
+ */
+static void
+test_batched_writes(void)
+{
+	struct ipc_chan	 tx, rx;
+	int		 sp[2], pa[2], pb[2], i;
+	char		 c = 0, d = 0;
+
+	if (socketpair(AF_UNIX, SOCK_STREAM, 0, sp) == -1 || pipe(pa) == -1 ||
+	    pipe(pb) == -1) {
+		ok(0, "socketpair");
+		return;
+	}
+	event_init();
+	ipc_chan_init(&tx, sp[0], "tx", IPC_PEER_INTERNAL, types, NTYPES,
+	    dispatch, NULL, NULL);
+	for (i = 0; i < 100; i++)
+		ipc_send_empty(&tx, T_EMPTY);
+	ipc_begin(&tx, T_FD, pa[1]);
+	ipc_add_string(&tx, "a");
+	ipc_end(&tx);
+	for (i = 0; i < 10; i++)
+		ipc_send_empty(&tx, T_EMPTY);
+	ipc_begin(&tx, T_FD, pb[1]);
+	ipc_add_string(&tx, "b");
+	ipc_end(&tx);
+	ok(ipc_flush(&tx) == 0, "a batch of 112 messages is written");
+	ipc_chan_init(&rx, sp[1], "rx", IPC_PEER_INTERNAL, types, NTYPES,
+	    dispatch, NULL, NULL);
+	nfds_got = nempty_got = 0;
+	for (i = 0; i < 20 && nempty_got + nfds_got < 112; i++)
+		event_loop(EVLOOP_ONCE | EVLOOP_NONBLOCK);
+	is_int(nempty_got, 110, "every message of the batch is dispatched");
+	is_int(nfds_got, 2, "both descriptors arrive");
+	ok(nfds_got == 2 && write(fds_got[0], "a", 1) == 1 &&
+	    read(pa[0], &c, 1) == 1 && c == 'a' &&
+	    write(fds_got[1], "b", 1) == 1 && read(pb[0], &d, 1) == 1 &&
+	    d == 'b', "each descriptor is the one its message announced");
+	ipc_chan_close(&tx);
+	ipc_chan_close(&rx);
+}
+
 /* Descriptors travel with the message that announces them. */
 static void
 test_fd_passing(void)
@@ -312,5 +362,6 @@ main(void)
 	test_validate();
 	test_internal_is_fatal();
 	test_fd_passing();
+	test_batched_writes();
 	return tap_done();
 }
