@@ -13,8 +13,9 @@
  *	FILTER_QUERY	q id, u phase, s parameter
  *	FILTER_DECISION	q id, u phase, u decision, u junk, s text
  *	FILTER_EVENT	q id, u event, s parameters (OpenSMTPD 0.7 layout)
- *	FILTER_DATA	q id, s line; FILTER_DATA_ACK q id, u lines taken
- *	FILTER_DATA_OUT	q id, s line (the last is ".")
+ *	FILTER_DATA	q id, u n, s n lines joined by LF (line_batch.h);
+ *			FILTER_DATA_ACK q id, u lines taken
+ *	FILTER_DATA_OUT	q id, u n, s n lines (the message's last is ".")
  *	SESSION_CLOSE	q id
  *
  * A reload builds a new generation of filters and chains for new
@@ -29,6 +30,7 @@
 #include <strings.h>
 
 #include "engine.h"
+#include "line_batch.h"
 #include "ipc.h"
 #include "log.h"
 #include "metrics.h"
@@ -63,9 +65,15 @@ struct esession {
 	uint32_t		 unacked;	/* data lines not acked */
 	struct generation	*gen;		/* a ref while the session is */
 	struct listener		*listener;
+	struct line_batch	 out;		/* data lines for the frontend */
+	int			 out_queued;	/* in the flush list */
+	TAILQ_ENTRY(esession)	 flush_entry;
 };
 
 static TAILQ_HEAD(, fsession)	 sessions = TAILQ_HEAD_INITIALIZER(sessions);
+/* Sessions with data lines for the frontend, sent at the end of a turn. */
+static TAILQ_HEAD(, esession)	 flushq = TAILQ_HEAD_INITIALIZER(flushq);
+static struct event		 ev_flush;
 static TAILQ_HEAD(, stash)	 stashed = TAILQ_HEAD_INITIALIZER(stashed);
 static struct generation	*current;
 static struct ipc_chan		*parent_chan;
@@ -74,10 +82,36 @@ static void	 session_close(struct fsession *);
 static void	 send_ack(struct fsession *);
 static uint32_t	 select_phases(struct generation *);
 
+static void	 out_flush(int, short, void *);
+
 void
 engine_init(struct ipc_chan *parent)
 {
 	parent_chan = parent;
+	evtimer_set(&ev_flush, out_flush, NULL);
+}
+
+static void
+out_send(struct esession *es)
+{
+	if (es->out_queued) {
+		TAILQ_REMOVE(&flushq, es, flush_entry);
+		es->out_queued = 0;
+	}
+	line_batch_send(&es->out, proc_peer("frontend"),
+	    SMTPFD_MSG_FILTER_DATA_OUT, es->fs.id);
+}
+
+static void
+out_flush(int fd, short event, void *arg)
+{
+	struct esession	*es;
+
+	(void)fd;
+	(void)event;
+	(void)arg;
+	while ((es = TAILQ_FIRST(&flushq)) != NULL)
+		out_send(es);
 }
 
 static struct ipc_chan *
@@ -557,6 +591,9 @@ session_close(struct fsession *fs)
 	TAILQ_REMOVE(&sessions, fs, entry);
 	if (es->waiting)
 		evtimer_del(&es->ev_waiting);
+	if (es->out_queued)
+		TAILQ_REMOVE(&flushq, es, flush_entry);
+	line_batch_free(&es->out);
 	filter_session_end(fs);
 	chain_enter(fs, NULL);
 	tx_clear(fs);
@@ -729,14 +766,28 @@ session_query(struct fsession *fs, enum filter_phase phase, const char *param)
 }
 
 static void
-session_data(struct fsession *fs, const char *line)
+session_data_line(void *arg, const char *line)
+{
+	struct fsession	*fs = arg;
+
+	if (fs->chain == NULL)
+		engine_send_line(fs, line);	/* bypassed: straight back */
+	else
+		filter_data_start_line(fs, line);
+}
+
+/* A batch of data lines, acknowledged as a whole. */
+static int
+session_data(struct fsession *fs, const char *lines, uint32_t n)
 {
 	struct esession	*es = (struct esession *)fs;
 
-	es->unacked++;
-	filter_data_start_line(fs, line);
-	if ((fs = session_find(es->fs.id)) != NULL && !backlogged(fs))
+	es->unacked += n;
+	if (line_batch_each(lines, n, session_data_line, fs) == -1)
+		return -1;
+	if (fs->chain == NULL || !backlogged(fs))
 		send_ack(fs);
+	return 0;
 }
 
 void
@@ -754,15 +805,22 @@ engine_send_decision(struct fsession *fs, enum filter_phase phase,
 	ipc_end(chan);
 }
 
+/* A line out of the chain: batched, sent by the end of the turn. */
 void
 engine_send_line(struct fsession *fs, const char *line)
 {
-	struct ipc_chan	*chan = frontend();
+	struct esession	*es = (struct esession *)fs;
 
-	ipc_begin(chan, SMTPFD_MSG_FILTER_DATA_OUT, -1);
-	ipc_add_u64(chan, fs->id);
-	ipc_add_string(chan, line);
-	ipc_end(chan);
+	line_batch_add(&es->out, line);
+	if (line_batch_full(&es->out) || strcmp(line, ".") == 0) {
+		out_send(es);
+		return;
+	}
+	if (!es->out_queued) {
+		TAILQ_INSERT_TAIL(&flushq, es, flush_entry);
+		es->out_queued = 1;
+		event_active(&ev_flush, EV_TIMEOUT, 1);
+	}
 }
 
 void
@@ -1015,16 +1073,10 @@ engine_dispatch(struct ipc_chan *chan, struct ipc_msg *msg)
 		session_event(fs, (enum filter_event)u, s);
 		return 0;
 	case SMTPFD_MSG_FILTER_DATA:
+		u = ipc_get_u32(msg);
 		s = ipc_get_string(msg);
 		ipc_get_end(msg);
-		if (fs->chain == NULL) {
-			/* bypassed: straight back */
-			engine_send_line(fs, s);
-			send_ack(fs);
-			return 0;
-		}
-		session_data(fs, s);
-		return 0;
+		return session_data(fs, s, u);
 	}
 	return -1;
 }

@@ -127,6 +127,7 @@ session_free(struct session *s)
 	evtimer_del(&s->ev_lost);
 	downstream_close(s);
 	sf_close(s);
+	line_batch_free(&s->f_batch);
 	free(s->f_line);
 	free(s->f_data_fail);
 	while (s->npending > 0) {
@@ -327,6 +328,8 @@ session_process(struct session *s)
 	while (session_can_read(s) && session_step(s))
 		;
 	s->processing = 0;
+	if (s->filtered)
+		sf_data_flush(s);
 	session_flow(s);
 }
 

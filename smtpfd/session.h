@@ -20,6 +20,7 @@
 
 #include "filter.h"
 #include "io.h"
+#include "line_batch.h"
 #include "smtp_proto.h"
 #include "smtpfd.h"
 
@@ -157,6 +158,7 @@ struct session {
 	size_t			 msg_size;
 	size_t			 content_lines;
 	int			 down_resume;	/* a new downstream mid-session */
+	struct line_batch	 f_batch;	/* data lines for the engine */
 };
 
 /* session.c (and session_filter.c) */
@@ -197,6 +199,7 @@ int		 sf_content_filtered(struct session *);
 int		 sf_data_lines(struct session *);
 int		 sf_can_read(struct session *);
 void		 sf_content_begin(struct session *);
+void		 sf_data_flush(struct session *);
 void		 sf_content_line(struct session *, const char *, size_t);
 void		 sf_message_refused(struct session *, const char *, int);
 int		 sf_dispatch(struct ipc_msg *);

@@ -29,10 +29,13 @@
 #include "filter.h"
 #include "ipc.h"
 #include "log.h"
+#include "line_batch.h"
 #include "session.h"
 #include "xmalloc.h"
 
 #define DATA_WINDOW	512	/* content lines out to the engine */
+
+static void	 sf_data_out(struct session *, const char *);
 
 static struct ipc_chan *
 engine(void)
@@ -385,13 +388,26 @@ sf_command_decided(struct session *s, enum decision_kind kind, int junk,
 static void
 sf_data_send(struct session *s, const char *line)
 {
-	struct ipc_chan	*chan = engine();
-
-	ipc_begin(chan, SMTPFD_MSG_FILTER_DATA, -1);
-	ipc_add_u64(chan, s->id);
-	ipc_add_string(chan, line);
-	ipc_end(chan);
+	line_batch_add(&s->f_batch, line);
 	s->f_inflight++;
+	if (line_batch_full(&s->f_batch) || strcmp(line, ".") == 0)
+		sf_data_flush(s);
+}
+
+/* The batch goes (at the latest when the session read what it had). */
+void
+sf_data_flush(struct session *s)
+{
+	line_batch_send(&s->f_batch, engine(), SMTPFD_MSG_FILTER_DATA, s->id);
+}
+
+static void
+sf_data_out_cb(void *arg, const char *line)
+{
+	struct session	*s = arg;
+
+	if (s->state != S_CLOSING)
+		sf_data_out(s, line);
 }
 
 /* The data-line filters make the message: its size is theirs. */
@@ -613,11 +629,12 @@ sf_dispatch(struct ipc_msg *msg)
 			    (enum decision_kind)b, (int)c, text);
 		return 0;
 	case SMTPFD_MSG_FILTER_DATA_OUT:
+		a = ipc_get_u32(msg);
 		text = ipc_get_string(msg);
 		ipc_get_end(msg);
-		if (s != NULL && s->state != S_CLOSING)
-			sf_data_out(s, text);
-		return 0;
+		if (s == NULL || s->state == S_CLOSING)
+			return 0;
+		return line_batch_each(text, a, sf_data_out_cb, s);
 	case SMTPFD_MSG_FILTER_DATA_ACK:
 		a = ipc_get_u32(msg);
 		ipc_get_end(msg);

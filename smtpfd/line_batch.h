@@ -1,0 +1,33 @@
+/*
+ * Content lines travel between the frontend and the engine in batches:
+ * one IPC message holds N lines joined by LF (a line never holds one).
+ * A message's lines one per message cost a system call and a wake-up
+ * each; a batch is sent when it is large, when it holds the message's
+ * ".", or at the end of the event loop's turn.
+ */
+#ifndef LINE_BATCH_H
+#define LINE_BATCH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ipc.h"
+
+#define LINE_BATCH_MAX	(32 * 1024)	/* under the IPC payload limit */
+
+struct line_batch {
+	char		*buf;
+	size_t		 len, size;
+	uint32_t	 n;
+};
+
+void	 line_batch_add(struct line_batch *, const char *);
+int	 line_batch_full(const struct line_batch *);
+void	 line_batch_send(struct line_batch *, struct ipc_chan *, uint32_t,
+	    uint64_t);
+void	 line_batch_free(struct line_batch *);
+/* Split a received batch: calls fn for each of its n lines. */
+int	 line_batch_each(const char *, uint32_t,
+	    void (*)(void *, const char *), void *);
+
+#endif
