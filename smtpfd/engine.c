@@ -580,6 +580,7 @@ tx_clear(struct fsession *fs)
 	fs->msgid = 0;
 	fs->mail_from[0] = '\0';
 	fs->junk = 0;
+	fs->version++;
 }
 
 static void
@@ -628,6 +629,7 @@ session_track(struct fsession *fs, enum filter_event ev, const char *params)
 {
 	char	 buf[512];
 
+	fs->version++;
 	switch (ev) {
 	case EVENT_LINK_IDENTIFY:
 		event_field(params, 1, fs->helo, sizeof(fs->helo));

@@ -187,6 +187,7 @@ query_apply(struct fsession *fs, struct filter *f, const struct decision *d)
 	case DECISION_JUNK:
 		q->junk = 1;
 		fs->junk = 1;
+		fs->version++;
 		return 1;
 	case DECISION_REPORT:
 		log_info("%016" PRIx64 " filter %s phase %s report: %s",

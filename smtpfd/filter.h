@@ -130,6 +130,9 @@ struct fsession {
 	/* the data-line pipeline, while the content flows */
 	struct pipeline		*pipeline;
 	int			 closing;
+	/* bumped whenever the fields above change: filters that mirror
+	 * them (Lua's session table) refresh only then */
+	uint32_t		 version;
 };
 
 struct filter;

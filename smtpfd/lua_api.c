@@ -328,6 +328,11 @@ lua_api_session(lua_State *L, struct lsession *ls)
 	size_t		 i;
 
 	lua_rawgeti(L, LUA_REGISTRYINDEX, ls->table_ref);
+	/* Nothing changed since the last call (a message's lines). */
+	if (ls->table_synced && ls->table_version == fs->version)
+		return;
+	ls->table_synced = 1;
+	ls->table_version = fs->version;
 	snprintf(buf, sizeof(buf), "%016" PRIx64, fs->id);
 	set_string(L, "id", buf);
 	set_string(L, "filter", ls->lf->f->name);

@@ -67,6 +67,8 @@ struct lsession {
 	struct lfilter		*lf;
 	struct fsession		*fs;
 	int			 table_ref;	/* the session table */
+	int			 table_synced;	/* at version ... */
+	uint32_t		 table_version;	/* ... of the fsession */
 	struct lmsg		 msg;
 	uint64_t		 msg_token;	/* the message being held */
 	int			 msg_failed;
