@@ -287,7 +287,7 @@ test_batched_writes(void)
 		ok(0, "socketpair");
 		return;
 	}
-	event_init();
+	/* The event base of test_fd_passing() serves here too. */
 	ipc_chan_init(&tx, sp[0], "tx", IPC_PEER_INTERNAL, types, NTYPES,
 	    dispatch, NULL, NULL);
 	for (i = 0; i < 100; i++)
