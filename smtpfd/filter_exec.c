@@ -30,8 +30,6 @@
 #include <sys/types.h>
 #include <sys/queue.h>
 
-#include <ctype.h>
-#include <errno.h>
 #include <event.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -43,6 +41,7 @@
 
 #include "engine.h"
 #include "filter.h"
+#include "filter_exec_proto.h"
 #include "io.h"
 #include "log.h"
 #include "smtpfd.h"
@@ -353,149 +352,39 @@ x_register_timeout(int fd, short event, void *arg)
  * Lines from the filter.
  */
 
-/* The first n '|'-separated fields of line, the rest in fields[n]. */
-static int
-split(char *line, char **fields, int n)
+/* "register|...", before register|ready. */
+static void
+x_register(struct xfilter *x, const struct exec_line *l)
 {
-	int	 i;
-	char	*p = line;
-
-	for (i = 0; i < n; i++) {
-		fields[i] = p;
-		if ((p = strchr(p, '|')) == NULL)
-			return i + 1;
-		*p++ = '\0';
-	}
-	fields[n] = p;
-	return n + 1;
-}
-
-static int
-parse_id(const char *s, uint64_t *id)
-{
-	char			*end;
-	unsigned long long	 v;
-
-	if (*s == '\0' || strlen(s) > 16 || !isxdigit((unsigned char)*s))
-		return -1;
-	errno = 0;
-	v = strtoull(s, &end, 16);
-	if (*end != '\0' || errno != 0)
-		return -1;
-	*id = v;
-	return 0;
-}
-
-/* "register|...": -1 if it is not one we know. */
-static int
-x_register(struct xfilter *x, char *line)
-{
-	char	*fld[4];
-	int	 n, i;
-
-	n = split(line, fld, 3);
-	if (n == 2 && strcmp(fld[1], "ready") == 0) {
-		if (x->registered)
-			return -1;
+	if (l->kind == EXEC_LINE_READY) {
 		x->registered = 1;
 		evtimer_del(&x->ev_register);
 		x->f->phases = x->phases;
 		x->f->events = x->events;
 		if (!x->f->ready)
 			filter_ready(x->f);
-		return 0;
+		return;
 	}
-	if (n != 4)
-		return -1;
-	if (strcmp(fld[1], "report") == 0) {
-		if (strcmp(fld[2], "smtp-out") == 0)
-			return 0;	/* smtpfd has no smtp-out */
-		if (strcmp(fld[2], "smtp-in") != 0)
-			return -1;
-		if (strcmp(fld[3], "*") == 0)
-			x->events = (1U << NEVENTS) - 1;
-		else if ((i = filter_event_by_name(fld[3])) == -1)
-			return -1;
-		else
-			x->events |= 1U << i;
-		return 0;
-	}
-	if (strcmp(fld[1], "filter") == 0 && strcmp(fld[2], "smtp-in") == 0) {
-		/* OpenSMTPD takes them, and never asks */
-		if (strcmp(fld[3], "help") == 0 || strcmp(fld[3], "wiz") == 0)
-			return 0;
-		if ((i = filter_phase_by_name(fld[3])) == -1)
-			return -1;
-		x->phases |= 1U << i;
-		return 0;
-	}
-	return -1;
+	x->events |= l->events;
+	x->phases |= l->phases;
 }
 
-/* "250 ...", "550-5.7.1 ...": a reply a client may get. */
+/* "filter-result|SID|TOKEN|DECISION[|TEXT]": -1 if out of place. */
 static int
-valid_reply(const char *s)
-{
-	return (s[0] == '4' || s[0] == '5') && isdigit((unsigned char)s[1]) &&
-	    isdigit((unsigned char)s[2]) && (s[3] == ' ' || s[3] == '\0');
-}
-
-/* "filter-result|SID|TOKEN|DECISION[|TEXT]": -1 if malformed. */
-static int
-x_result(struct xfilter *x, char *line)
+x_result(struct xfilter *x, const struct exec_line *l)
 {
 	struct xsession	*s;
-	struct decision	 d;
-	char		*fld[5], *text;
-	uint64_t	 sid, token;
+	struct decision	 d = l->decision;
 	size_t		 len;
-	int		 n;
 
-	if ((n = split(line, fld, 4)) < 4 || parse_id(fld[1], &sid) == -1 ||
-	    parse_id(fld[2], &token) == -1)
-		return -1;
-	text = n == 5 ? fld[4] : NULL;
-	memset(&d, 0, sizeof(d));
-	if (strcmp(fld[3], "proceed") == 0)
-		d.kind = DECISION_PROCEED;
-	else if (strcmp(fld[3], "junk") == 0)
-		d.kind = DECISION_JUNK;
-	else if (strcmp(fld[3], "reject") == 0)
-		d.kind = DECISION_REJECT;
-	else if (strcmp(fld[3], "disconnect") == 0)
-		d.kind = DECISION_DISCONNECT;
-	else if (strcmp(fld[3], "rewrite") == 0)
-		d.kind = DECISION_REWRITE;
-	else if (strcmp(fld[3], "report") == 0)
-		d.kind = DECISION_REPORT;
-	else
-		return -1;
-	if ((d.kind == DECISION_PROCEED || d.kind == DECISION_JUNK) !=
-	    (text == NULL))
-		return -1;
-	if (text != NULL) {
-		if ((len = strlen(text)) >= sizeof(d.text))
-			return -1;
-		memcpy(d.text, text, len + 1);
-	}
 	/* Gone, or answered already (timeout): nothing to do. */
-	if ((s = xsession_find(x, sid)) == NULL || s->epoch != x->epoch ||
-	    s->token != token)
+	if ((s = xsession_find(x, l->sid)) == NULL || s->epoch != x->epoch ||
+	    s->token != l->token)
 		return 0;
 	if (s->phase == PHASE_DATA_LINE ||
 	    (d.kind == DECISION_JUNK && s->phase == PHASE_COMMIT))
 		return -1;
-	switch (d.kind) {
-	case DECISION_REJECT:
-	case DECISION_DISCONNECT:
-		/* As OpenSMTPD: a reply it cannot give becomes 421. */
-		if (!valid_reply(d.text)) {
-			d.kind = DECISION_DISCONNECT;
-			snprintf(d.text, sizeof(d.text), "421 Internal server "
-			    "error");
-		}
-		break;
-	case DECISION_REWRITE:
+	if (d.kind == DECISION_REWRITE) {
 		if (s->phase == PHASE_CONNECT) {
 			d.kind = DECISION_PROCEED;	/* as OpenSMTPD */
 			d.text[0] = '\0';
@@ -506,77 +395,80 @@ x_result(struct xfilter *x, char *line)
 			memmove(d.text, d.text + 1, len - 2);
 			d.text[len - 2] = '\0';
 		}
-		break;
-	default:
-		break;
 	}
 	s->token = 0;
-	filter_answer(s->fs, token, &d);
+	filter_answer(s->fs, l->token, &d);
 	return 0;
 }
 
-/* "filter-dataline|SID|TOKEN|LINE": -1 if malformed. */
-static int
-x_dataline(struct xfilter *x, char *line)
+/* "filter-dataline|SID|TOKEN|LINE" */
+static void
+x_dataline(struct xfilter *x, const struct exec_line *l)
 {
 	struct xsession	*s;
-	char		*fld[4];
-	uint64_t	 sid, token;
 
-	if (split(line, fld, 3) != 4 || parse_id(fld[1], &sid) == -1 ||
-	    parse_id(fld[2], &token) == -1)
-		return -1;
-	if ((s = xsession_find(x, sid)) == NULL || s->epoch != x->epoch)
-		return 0;
-	filter_line(s->fs, token, fld[3]);
-	return 0;
+	if ((s = xsession_find(x, l->sid)) == NULL || s->epoch != x->epoch)
+		return;
+	filter_line(s->fs, l->token, l->text);
 }
 
 /*
  * "report|TIME|smtp-in|SID|TEXT" (protocol 0.4 on): the text goes to the
  * other filters as filter-report.  OpenSMTPD's own parser of this line
- * is unreliable, so filters barely use it: a line we cannot read is
- * logged and dropped, not fatal.
+ * is unreliable, so filters barely use it: a line we cannot read (l is
+ * NULL) is logged and dropped, not fatal.
  */
 static void
-x_report(struct xfilter *x, char *line)
+x_report(struct xfilter *x, const struct exec_line *l)
 {
 	struct xsession	*s;
-	char		*fld[5];
-	uint64_t	 sid;
 
-	if (split(line, fld, 4) != 5 || parse_id(fld[3], &sid) == -1 ||
-	    (s = xsession_find(x, sid)) == NULL || s->epoch != x->epoch) {
+	if (l == NULL || (s = xsession_find(x, l->sid)) == NULL ||
+	    s->epoch != x->epoch) {
 		log_debug("filter %s: report line ignored", x->f->name);
 		return;
 	}
-	log_info("%016" PRIx64 " filter %s report: %s", sid, x->f->name,
-	    fld[4]);
-	engine_report_all(s->fs, x->f, fld[4]);
+	log_info("%016" PRIx64 " filter %s report: %s", l->sid, x->f->name,
+	    l->text);
+	engine_report_all(s->fs, x->f, l->text);
 }
 
-/* One line; -1 if it breaks the protocol. */
+/* One line (filter_exec_proto.c parses it); -1 if it breaks the protocol. */
 static int
 x_line(struct xfilter *x, char *line)
 {
-	if (strncmp(line, "register|", 9) == 0) {
-		if (!x->registered)
-			return x_register(x, line);
-		log_debug("filter %s: registration after register|ready "
-		    "ignored", x->f->name);
+	struct exec_line	 l;
+	char			 err[128];
+	int			 r;
+
+	r = exec_parse_line(line, &l, err, sizeof(err));
+	if (l.kind == EXEC_LINE_REGISTER || l.kind == EXEC_LINE_READY) {
+		if (x->registered) {
+			log_debug("filter %s: registration after "
+			    "register|ready ignored", x->f->name);
+			return 0;
+		}
+		if (r == -1)
+			return -1;
+		x_register(x, &l);
 		return 0;
 	}
 	if (!x->registered)
 		return -1;
-	if (strncmp(line, "filter-result|", 14) == 0)
-		return x_result(x, line);
-	if (strncmp(line, "filter-dataline|", 16) == 0)
-		return x_dataline(x, line);
-	if (strncmp(line, "report|", 7) == 0) {
-		x_report(x, line);
+	switch (l.kind) {
+	case EXEC_LINE_RESULT:
+		return r == -1 ? -1 : x_result(x, &l);
+	case EXEC_LINE_DATALINE:
+		if (r == -1)
+			return -1;
+		x_dataline(x, &l);
 		return 0;
+	case EXEC_LINE_REPORT:
+		x_report(x, r == -1 ? NULL : &l);
+		return 0;
+	default:
+		return -1;
 	}
-	return -1;
 }
 
 static void
