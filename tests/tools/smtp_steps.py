@@ -27,7 +27,11 @@ def main():
 
     def reply(step):
         while True:
-            line = f.readline().decode(errors="replace").rstrip("\r\n")
+            try:
+                line = f.readline().decode(errors="replace").rstrip("\r\n")
+            except OSError:
+                # A reset: the server closed with our command unread.
+                line = ""
             if not line:
                 print(step, "-> CLOSED", flush=True)
                 sys.exit(0)
