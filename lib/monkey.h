@@ -54,6 +54,8 @@
  *	downstream.connect	ECONNREFUSED  smtpfd/downstream.c: the
  *					connection to the downstream MTA:
  *					the client gets 421
+ *	dns.lookup		EIO	smtpfd/lua_dns.c: a Lua filter's
+ *					dns.lookup() answers nil and an error
  * Table lookups (mta/table.c) are searches in memory that cannot fail
  * at run time: no site.  lib/xmalloc.c is fatal on ENOMEM by design (a
  * process that cannot allocate a few bytes for its own bookkeeping

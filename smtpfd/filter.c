@@ -425,16 +425,15 @@ stage_feed(struct fsession *fs, size_t n, const char *line)
 	}
 	st = &p->stages[n];
 	if (st->filter->broken) {
-		st->filter->stats.failures++;
-		p->failed = 1;
 		if (!failure_decision(st->filter, PHASE_DATA_LINE, &d)) {
-			/* proceed: this filter is skipped */
-			stage_feed(fs, n + 1, line);
-			p = fs->pipeline;
-			if (p != NULL && !p->failed)
-				p->failed = 0;
+			/* proceed: the filter out of service is skipped */
+			if (strcmp(line, ".") == 0)
+				st->filter->stats.failures++;
+			stage_feed(fs, n + 1, line);	/* may free p */
 			return;
 		}
+		st->filter->stats.failures++;
+		p->failed = 1;
 		engine_send_decision(fs, PHASE_DATA_LINE, &d, 0);
 		return;
 	}

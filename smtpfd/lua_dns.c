@@ -27,6 +27,7 @@
 #include <lua.h>
 
 #include "log.h"
+#include "monkey.h"
 #include "lua_filter.h"
 #include "xmalloc.h"
 
@@ -188,6 +189,11 @@ dns_lookup(lua_State *L)
 		    evdns_base_count_nameservers(base) == 0)
 			evdns_base_nameserver_ip_add(base, "127.0.0.1");
 		lf->dns_servers = 1;
+	}
+	if (MONKEY("dns.lookup", EIO)) {
+		lua_pushnil(L);
+		lua_pushstring(L, "the lookup failed");
+		return 2;
 	}
 	d = xcalloc(1, sizeof(*d));
 	if (strcmp(type, "PTR") == 0) {

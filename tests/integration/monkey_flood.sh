@@ -80,13 +80,27 @@ listen on 127.0.0.1 port $B xclient from <trusted>
 action "local" maildir "$TMP/maildir/%{dest}" user $runas
 match from any for domain <domains> action "local"
 CONF
+# A chain on the way, so that filter I/O meets the monkey too: an exec
+# filter with the body through it (its socket is in lib/io.c; when it
+# breaks, "proceed" lets the session go on, and a message whose lines
+# it held is refused with 451) and a Lua filter on the lines and at
+# commit.
+cat >"$TMP/pass.lua" <<'LUA'
+function on_data_line(session, line) return line end
+function on_commit(session, message)
+	message:add_header("X-Monkey-Chain", "seen")
+end
+LUA
 cat >"$TMP/smtpfd.conf" <<CONF
 user "$fuser"
 chroot "$TMP/empty"
 control socket "$TMP/smtpfd.sock"
 hostname filter.test.example
 timeout downstream 3s
-smtpf on socket "$SOCK" forward to smtp://127.0.0.1:$B xclient
+filter "noop" exec "$TOOLS/filter_noop -d" timeout 5s on-failure proceed
+filter "pass" lua "$TMP/pass.lua" timeout 5s
+chain "monkey" { "noop", "pass" }
+smtpf on socket "$SOCK" chain "monkey" forward to smtp://127.0.0.1:$B xclient
 CONF
 
 # Only the daemons get the monkey: the flood and mtactl are the
