@@ -768,6 +768,25 @@ conf_size(struct conf *cf, const char *what, size_t *v)
 }
 
 /* "30s", "5m", "2h", "4d" or plain seconds. */
+/*
+ * A timeout: a duration of at most a day, so that it fits in
+ * milliseconds in an int (and no one waits longer than that).
+ */
+int
+conf_timeout(struct conf *cf, const char *what, int *seconds)
+{
+	int	 d;
+
+	if (!conf_duration(cf, what, &d))
+		return 0;
+	if (d > 86400) {
+		conf_error(cf, "%s: at most 1d", what);
+		return 0;
+	}
+	*seconds = d;
+	return 1;
+}
+
 int
 conf_duration(struct conf *cf, const char *what, int *seconds)
 {

@@ -327,7 +327,7 @@ parse_smtp(struct conf *cf)
 			    conf_describe(conf_peek(cf)));
 			return;
 		}
-		if (conf_duration(cf, "a duration", timeout))
+		if (conf_timeout(cf, "a timeout", timeout))
 			conf_end(cf);
 		return;
 	}

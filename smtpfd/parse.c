@@ -364,7 +364,7 @@ parse_timeout(struct conf *cf)
 		    conf_describe(conf_peek(cf)));
 		return;
 	}
-	if (!conf_duration(cf, "a duration", &d) || !conf_end(cf))
+	if (!conf_timeout(cf, "a timeout", &d) || !conf_end(cf))
 		return;
 	*target = d * 1000;
 }

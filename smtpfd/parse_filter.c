@@ -169,7 +169,7 @@ parse_options(struct conf *cf, struct filter_conf *f)
 	int		 d;
 
 	if (conf_accept(cf, "timeout")) {
-		if (conf_duration(cf, "a duration", &d))
+		if (conf_timeout(cf, "a timeout", &d))
 			f->timeout_ms = d * 1000;
 	} else if (conf_accept(cf, "on-failure")) {
 		if (conf_accept(cf, "tempfail"))
