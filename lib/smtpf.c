@@ -36,7 +36,7 @@ static const struct {
 	{ "line",	SMTPF_LINE,	SMTPF_FROM_MTA,		"SEL" },
 	{ "gone",	SMTPF_GONE,	SMTPF_FROM_MTA,		"SL" },
 	{ "reply",	SMTPF_REPLY,	SMTPF_FROM_SMTPFD,	"SL" },
-	{ "starttls",	SMTPF_STARTTLS,	SMTPF_FROM_SMTPFD,	"S" },
+	{ "starttls",	SMTPF_STARTTLS,	SMTPF_FROM_SMTPFD,	"SL" },
 	{ "close",	SMTPF_CLOSE,	SMTPF_FROM_SMTPFD,	"S" },
 	{ "pause",	SMTPF_PAUSE,	SMTPF_FROM_MTA | SMTPF_FROM_SMTPFD, "S" },
 	{ "resume",	SMTPF_RESUME,	SMTPF_FROM_MTA | SMTPF_FROM_SMTPFD, "S" },

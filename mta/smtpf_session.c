@@ -437,10 +437,15 @@ fsession_message(struct fsession *s, const struct smtpf_msg *msg, char *err,
 		    (s->listener->tls != LISTEN_TLS_STARTTLS &&
 		    s->listener->tls != LISTEN_TLS_REQUIRE))
 			return fsession_wrong_state(s, msg, err, errlen);
+		/*
+		 * The 220 and the handshake in one step: the client starts
+		 * its handshake as soon as it reads the 220, and nothing may
+		 * read its socket in clear in between.
+		 */
 		fsession_enter_state(s, FS_STARTTLS_FLUSH);
 		fsession_update_reading(s);
-		if (io_queued(s->io) == 0)
-			fsession_starttls(s);
+		io_write(s->io, msg->field[1], msg->lastlen);
+		io_write(s->io, "\r\n", 2);
 		return 0;
 	case SMTPF_CLOSE:
 		/* before tls too: smtpfd may give up on a client any time */

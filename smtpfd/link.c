@@ -57,7 +57,7 @@ static void	 link_drop(struct link *, const char *);
 static void	 link_send(struct link *, enum smtpf_type, const char *[],
 		    size_t);
 static void	 ls_reply(struct session *, const char *);
-static void	 ls_starttls(struct session *);
+static void	 ls_starttls(struct session *, const char *);
 static void	 ls_close(struct session *);
 static void	 ls_pause(struct session *);
 static void	 ls_resume(struct session *);
@@ -458,12 +458,12 @@ ls_reply(struct session *s, const char *line)
 }
 
 static void
-ls_starttls(struct session *s)
+ls_starttls(struct session *s, const char *reply)
 {
 	struct link_session	*ls = s->front_ctx;
 
 	ls->tls_pending = 1;
-	ls_send(s, SMTPF_STARTTLS, NULL);
+	ls_send(s, SMTPF_STARTTLS, reply);
 }
 
 static void

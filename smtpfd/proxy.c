@@ -37,7 +37,7 @@ static void	 proxy_io(struct io *, enum io_event, void *);
 static void	 proxy_tls_now(struct proxy_client *);
 static void	 proxy_close_later(struct proxy_client *);
 static void	 proxy_reply(struct session *, const char *);
-static void	 proxy_starttls(struct session *);
+static void	 proxy_starttls(struct session *, const char *);
 static void	 proxy_close(struct session *);
 static void	 proxy_pause(struct session *);
 static void	 proxy_resume(struct session *);
@@ -229,10 +229,11 @@ proxy_tls_now(struct proxy_client *pc)
 
 /* After the "220" is written. */
 static void
-proxy_starttls(struct session *s)
+proxy_starttls(struct session *s, const char *reply)
 {
 	struct proxy_client	*pc = s->front_ctx;
 
+	io_printf(pc->io, "%s\r\n", reply);
 	pc->tls_wanted = 1;
 	io_pause(pc->io);
 	if (io_queued(pc->io) == 0)

@@ -758,13 +758,15 @@ session_flush_local(struct session *s)
 		if (p->kind != PENDING_STARTTLS)
 			return;
 		pending_pop(s);
-		session_reply_line(s, "220 2.0.0 Ready to start TLS");
+		if (s->filtered)
+			sf_event(s, EVENT_PROTOCOL_SERVER, "%s",
+			    "220 2.0.0 Ready to start TLS");
 		if ((discarded = evbuffer_get_length(s->cin)) > 0) {
 			log_warnx("%016" PRIx64 " smtp dropped %zu bytes sent "
 			    "in clear text after STARTTLS", s->id, discarded);
 			evbuffer_drain(s->cin, discarded);
 		}
-		s->front->starttls(s);
+		s->front->starttls(s, "220 2.0.0 Ready to start TLS");
 		return;
 	}
 }

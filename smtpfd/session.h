@@ -40,8 +40,8 @@ struct session;
 struct front_ops {
 	/* send one reply line (without CRLF) to the client */
 	void	(*reply)(struct session *, const char *);
-	/* start TLS with the client after the replies before it */
-	void	(*starttls)(struct session *);
+	/* give the client this reply (the 220) and start TLS with it */
+	void	(*starttls)(struct session *, const char *);
 	/* close the client once the replies before it are written */
 	void	(*close)(struct session *);
 	/* stop and resume taking client input */

@@ -120,8 +120,7 @@ class Fake:
                 reply("250-STARTTLS")
             reply("250 PIPELINING")
         elif verb == "STARTTLS":
-            reply("220 2.0.0 Ready to start TLS")
-            send("starttls|" + sid)
+            send("starttls|" + sid + "|220 2.0.0 Ready to start TLS")
             s["starttls"] = True
         elif verb == "DATA":
             s["data"] = True

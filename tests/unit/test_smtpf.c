@@ -47,7 +47,9 @@ test_valid(void)
 	ok(parse("line|" SID "|crlf|caf\xc3\xa9\rx", MTA, &m) == 0 &&
 	    m.lastlen == 7, "line: 8-bit bytes and a bare CR are carried");
 	ok(parse("reply|" SID "|250-PIPELINING", FD, &m) == 0, "reply");
-	ok(parse("starttls|" SID, FD, &m) == 0, "starttls");
+	ok(parse("starttls|" SID "|220 2.0.0 Ready to start TLS", FD, &m) == 0 &&
+	    strcmp(m.field[1], "220 2.0.0 Ready to start TLS") == 0,
+	    "starttls, with the reply the MTA writes");
 	ok(parse("pause|" SID, MTA, &m) == 0 && parse("resume|" SID, FD, &m) ==
 	    0, "pause and resume, both ways");
 	ok(parse("ping|abc123", FD, &m) == 0 && parse("pong|abc123", MTA, &m) ==
@@ -69,7 +71,8 @@ test_invalid(void)
 	    "line from smtpfd: wrong side");
 	ok(parse("open|" SID "|192.0.2.1|25|2001:db8::1|4242", MTA, &m) == -1,
 	    "missing field");
-	ok(parse("starttls|" SID "|extra", FD, &m) == -1, "extra field");
+	ok(parse("starttls|" SID, FD, &m) == -1, "starttls without its reply");
+	ok(parse("close|" SID "|extra", FD, &m) == -1, "extra field");
 	ok(parse("close|0123456789ABCDEF", FD, &m) == -1,
 	    "upper-case session id");
 	ok(parse("close|123", FD, &m) == -1, "short session id");
