@@ -3,12 +3,14 @@
  */
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "conf.h"
 #include "log.h"
@@ -768,6 +770,36 @@ conf_size(struct conf *cf, const char *what, size_t *v)
 }
 
 /* "30s", "5m", "2h", "4d" or plain seconds. */
+/*
+ * A file a statement names (a certificate, a script): read whole, with
+ * a NUL after it, at most max bytes; NULL after a file:line error.
+ */
+char *
+conf_read_file(struct conf *cf, const char *path, size_t max, int empty_ok,
+    size_t *len)
+{
+	char	*buf;
+	ssize_t	 n;
+	int	 fd;
+
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1) {
+		conf_error(cf, "%s: %s", path, strerror(errno));
+		return NULL;
+	}
+	buf = xmalloc(max + 1);
+	n = read(fd, buf, max + 1);
+	close(fd);
+	if (n < 0 || (n == 0 && !empty_ok) || (size_t)n > max) {
+		conf_error(cf, "%s: %s", path, n < 0 ? strerror(errno) :
+		    n == 0 ? "empty file" : "file too large");
+		free(buf);
+		return NULL;
+	}
+	buf[n] = '\0';
+	*len = (size_t)n;
+	return buf;
+}
+
 /*
  * A timeout: a duration of at most a day, so that it fits in
  * milliseconds in an int (and no one waits longer than that).

@@ -85,6 +85,7 @@ int	 conf_number(struct conf *, const char *, long long, long long,
 int	 conf_size(struct conf *, const char *, size_t *);
 int	 conf_duration(struct conf *, const char *, int *);
 int	 conf_timeout(struct conf *, const char *, int *);
+char	*conf_read_file(struct conf *, const char *, size_t, int, size_t *);
 int	 conf_end(struct conf *);
 const char *conf_describe(const struct conf_token *);
 void	 conf_statement_append(struct conf *, char **, size_t *);

@@ -38,7 +38,6 @@ static void	 parse_action(struct conf *);
 static void	 parse_match(struct conf *);
 static struct table *parse_table_ref(struct conf *);
 static int	 parse_inline_table(struct conf *, struct table *);
-static char	*read_pem(struct conf *, const char *, size_t *);
 static int	 parse_filter(struct conf *, struct listener *, char ***,
 		    size_t *);
 static int	 listen_check_filter(struct conf *, struct listener *, char **,
@@ -335,30 +334,6 @@ parse_smtp(struct conf *cf)
 	    conf_describe(conf_peek(cf)));
 }
 
-static char *
-read_pem(struct conf *cf, const char *path, size_t *len)
-{
-	char	*buf;
-	ssize_t	 n;
-	int	 fd;
-
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1) {
-		conf_error(cf, "%s: %s", path, strerror(errno));
-		return NULL;
-	}
-	buf = xmalloc(PEM_MAX);
-	n = read(fd, buf, PEM_MAX);
-	close(fd);
-	if (n <= 0 || n == PEM_MAX) {
-		conf_error(cf, "%s: %s", path, n < 0 ? strerror(errno) :
-		    n == 0 ? "empty file" : "file too large");
-		free(buf);
-		return NULL;
-	}
-	*len = (size_t)n;
-	return buf;
-}
-
 /*	pki NAME cert|key|ca FILE */
 static void
 parse_pki(struct conf *cf)
@@ -393,7 +368,7 @@ parse_pki(struct conf *cf)
 	*path[k] = xstrdup(file);
 	if (!cf->shipped && !cf->no_files) {
 		free(*pem[k]);
-		*pem[k] = read_pem(cf, file, len[k]);
+		*pem[k] = conf_read_file(cf, file, PEM_MAX, 0, len[k]);
 	}
 }
 

@@ -369,30 +369,6 @@ parse_timeout(struct conf *cf)
 	*target = d * 1000;
 }
 
-static char *
-read_pem(struct conf *cf, const char *path, size_t *len)
-{
-	char	*buf;
-	ssize_t	 n;
-	int	 fd;
-
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1) {
-		conf_error(cf, "%s: %s", path, strerror(errno));
-		return NULL;
-	}
-	buf = xmalloc(PEM_MAX);
-	n = read(fd, buf, PEM_MAX);
-	close(fd);
-	if (n <= 0 || n == PEM_MAX) {
-		conf_error(cf, "%s: %s", path, n < 0 ? strerror(errno) :
-		    n == 0 ? "empty file" : "file too large");
-		free(buf);
-		return NULL;
-	}
-	*len = (size_t)n;
-	return buf;
-}
-
 /* pki NAME cert|key|ca FILE */
 static void
 parse_pki(struct conf *cf)
@@ -432,7 +408,7 @@ parse_pki(struct conf *cf)
 	*pathp = xstrdup(file);
 	if (!cf->shipped && !cf->no_files) {
 		free(*pemp);
-		*pemp = read_pem(cf, file, lenp);
+		*pemp = conf_read_file(cf, file, PEM_MAX, 0, lenp);
 	}
 }
 

@@ -48,10 +48,35 @@
 #define DEF_LUA_MEMORY		(64 * 1024 * 1024)
 #define DEF_LUA_INSTRUCTIONS	10000000ULL
 
+/* { WORD, WORD, ... } */
+static void
+parse_word_list(struct conf *cf, const char *what, char ***list, size_t *n)
+{
+	const char	*s;
+
+	if (!conf_expect_punct(cf, '{'))
+		return;
+	do {
+		if ((s = conf_word(cf, what)) == NULL)
+			return;
+		*list = xreallocarray(*list, *n + 1, sizeof(**list));
+		(*list)[(*n)++] = xstrdup(s);
+	} while (conf_accept_punct(cf, ','));
+	conf_expect_punct(cf, '}');
+}
+
+static void
+free_list(char **list, size_t n)
+{
+	while (n > 0)
+		free(list[--n]);
+	free(list);
+}
+
 void
 filter_conf_free(struct filter_conf *f)
 {
-	size_t	 i, j;
+	size_t	 i;
 
 	free(f->name);
 	free(f->path);
@@ -60,15 +85,11 @@ filter_conf_free(struct filter_conf *f)
 	free(f->user);
 	free(f->group);
 	free(f->chroot);
-	for (i = 0; i < f->nenv; i++)
-		free(f->env[i]);
-	free(f->env);
+	free_list(f->env, f->nenv);
 	free(f->protocol);
 	for (i = 0; i < f->nconds; i++) {
 		free(f->conds[i].regex);
-		for (j = 0; j < f->conds[i].nlist; j++)
-			free(f->conds[i].list[j]);
-		free(f->conds[i].list);
+		free_list(f->conds[i].list, f->conds[i].nlist);
 	}
 	free(f->conds);
 	free(f->decision_text);
@@ -107,31 +128,6 @@ chain_conf_find(const char *name)
 		if (strcmp(c->name, name) == 0)
 			return c;
 	return NULL;
-}
-
-static char *
-read_script(struct conf *cf, const char *path, size_t *len)
-{
-	char	*buf;
-	ssize_t	 n;
-	int	 fd;
-
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1) {
-		conf_error(cf, "%s: %s", path, strerror(errno));
-		return NULL;
-	}
-	buf = xmalloc(SCRIPT_MAX + 1);
-	n = read(fd, buf, SCRIPT_MAX + 1);
-	close(fd);
-	if (n < 0 || n > SCRIPT_MAX) {
-		conf_error(cf, "%s: %s", path, n < 0 ? strerror(errno) :
-		    "script too large");
-		free(buf);
-		return NULL;
-	}
-	buf[n] = '\0';
-	*len = (size_t)n;
-	return buf;
 }
 
 static int
@@ -195,21 +191,13 @@ parse_options(struct conf *cf, struct filter_conf *f)
 static void
 parse_env(struct conf *cf, struct filter_conf *f)
 {
-	const char	*s;
+	size_t	 i = f->nenv;
 
-	if (!conf_expect_punct(cf, '{'))
-		return;
-	do {
-		if ((s = conf_word(cf, "\"NAME=value\"")) == NULL)
-			return;
-		if (strchr(s, '=') == NULL || s[0] == '=') {
-			conf_error(cf, "env %s: expected NAME=value", s);
-			return;
-		}
-		f->env = xreallocarray(f->env, f->nenv + 1, sizeof(*f->env));
-		f->env[f->nenv++] = xstrdup(s);
-	} while (conf_accept_punct(cf, ','));
-	conf_expect_punct(cf, '}');
+	parse_word_list(cf, "\"NAME=value\"", &f->env, &f->nenv);
+	for (; !cf->failed && i < f->nenv; i++)
+		if (strchr(f->env[i], '=') == NULL || f->env[i][0] == '=')
+			conf_error(cf, "env %s: expected NAME=value",
+			    f->env[i]);
 }
 
 static void
@@ -263,24 +251,8 @@ parse_lua(struct conf *cf, struct filter_conf *f)
 			conf_error(cf, "unexpected %s in filter %s",
 			    conf_describe(conf_peek(cf)), f->name);
 	if (!cf->failed && !cf->shipped && !cf->no_files)
-		f->script = read_script(cf, f->path, &f->script_len);
-}
-
-static void
-parse_src_list(struct conf *cf, struct rule_cond *c)
-{
-	const char	*s;
-
-	if (!conf_expect_punct(cf, '{'))
-		return;
-	do {
-		if ((s = conf_word(cf, "an address or network")) == NULL)
-			return;
-		c->list = xreallocarray(c->list, c->nlist + 1,
-		    sizeof(*c->list));
-		c->list[c->nlist++] = xstrdup(s);
-	} while (conf_accept_punct(cf, ','));
-	conf_expect_punct(cf, '}');
+		f->script = conf_read_file(cf, f->path, SCRIPT_MAX, 1,
+		    &f->script_len);
 }
 
 static int
@@ -300,7 +272,8 @@ parse_cond(struct conf *cf, struct rule_cond *c)
 		c->kind = COND_AUTH;
 	else if (conf_accept(cf, "src")) {
 		c->kind = COND_SRC;
-		parse_src_list(cf, c);
+		parse_word_list(cf, "an address or network", &c->list,
+		    &c->nlist);
 		return cf->failed ? -1 : 0;
 	} else if (conf_accept(cf, "helo"))
 		c->kind = COND_HELO;
@@ -387,11 +360,7 @@ parse_rule(struct conf *cf, struct filter_conf *f)
 
 		if (parse_cond(cf, &c) == -1) {
 			free(c.regex);
-			if (c.list != NULL) {
-				while (c.nlist > 0)
-					free(c.list[--c.nlist]);
-				free(c.list);
-			}
+			free_list(c.list, c.nlist);
 			if (cf->failed)
 				return;
 			break;
@@ -502,33 +471,13 @@ parse_chain(struct conf *cf)
 void
 select_conf_free(struct select_conf *sel)
 {
-	size_t	 i, j;
+	size_t	 i;
 
-	for (i = 0; i < sel->nconds; i++) {
-		for (j = 0; j < sel->conds[i].nlist; j++)
-			free(sel->conds[i].list[j]);
-		free(sel->conds[i].list);
-	}
+	for (i = 0; i < sel->nconds; i++)
+		free_list(sel->conds[i].list, sel->conds[i].nlist);
 	free(sel->conds);
 	free(sel->chain);
 	free(sel);
-}
-
-static void
-parse_word_list(struct conf *cf, struct select_cond *c, const char *what)
-{
-	const char	*s;
-
-	if (!conf_expect_punct(cf, '{'))
-		return;
-	do {
-		if ((s = conf_word(cf, what)) == NULL)
-			return;
-		c->list = xreallocarray(c->list, c->nlist + 1,
-		    sizeof(*c->list));
-		c->list[c->nlist++] = xstrdup(s);
-	} while (conf_accept_punct(cf, ','));
-	conf_expect_punct(cf, '}');
 }
 
 static int
@@ -546,17 +495,18 @@ parse_select_cond(struct conf *cf, struct select_cond *c)
 		}
 	} else if (conf_accept(cf, "src")) {
 		c->kind = SELECT_SRC;
-		parse_word_list(cf, c, "an address or network");
+		parse_word_list(cf, "an address or network", &c->list,
+		    &c->nlist);
 	} else if (conf_accept(cf, "auth"))
 		c->kind = SELECT_AUTH;
 	else if (conf_accept(cf, "mail-from")) {
 		c->kind = SELECT_MAIL_FROM;
 		if (conf_expect(cf, "domain"))
-			parse_word_list(cf, c, "a domain");
+			parse_word_list(cf, "a domain", &c->list, &c->nlist);
 	} else if (conf_accept(cf, "rcpt-to")) {
 		c->kind = SELECT_RCPT_TO;
 		if (conf_expect(cf, "domain"))
-			parse_word_list(cf, c, "a domain");
+			parse_word_list(cf, "a domain", &c->list, &c->nlist);
 	} else {
 		if (c->negate)
 			conf_error(cf, "expected a condition after !");
@@ -588,9 +538,7 @@ parse_select(struct conf *cf)
 					conf_error(cf, "expected tag, src, auth, "
 					    "mail-from or rcpt-to, got %s",
 					    conf_describe(conf_peek(cf)));
-				while (c.nlist > 0)
-					free(c.list[--c.nlist]);
-				free(c.list);
+				free_list(c.list, c.nlist);
 				break;
 			}
 			sel->conds = xreallocarray(sel->conds, sel->nconds + 1,
