@@ -35,6 +35,7 @@
 
 #include "io.h"
 #include "log.h"
+#include "netaddr.h"
 #include "mtad.h"
 #include "smtp.h"
 #include "smtpf.h"
@@ -78,28 +79,6 @@ sid_text(struct fsession *s, char *buf, size_t size)
 {
 	snprintf(buf, size, "%016" PRIx64, s->id);
 	return buf;
-}
-
-/* "192.0.2.1" and the port; "unix" and 0 for a local socket. */
-static void
-addr_text(const struct sockaddr_storage *ss, char *buf, size_t size,
-    char *port, size_t portsize)
-{
-	const struct sockaddr_in	*sin;
-	const struct sockaddr_in6	*sin6;
-
-	if (ss->ss_family == AF_INET) {
-		sin = (const struct sockaddr_in *)(const void *)ss;
-		inet_ntop(AF_INET, &sin->sin_addr, buf, size);
-		snprintf(port, portsize, "%u", ntohs(sin->sin_port));
-	} else if (ss->ss_family == AF_INET6) {
-		sin6 = (const struct sockaddr_in6 *)(const void *)ss;
-		inet_ntop(AF_INET6, &sin6->sin6_addr, buf, size);
-		snprintf(port, portsize, "%u", ntohs(sin6->sin6_port));
-	} else {
-		snprintf(buf, size, "unix");
-		snprintf(port, portsize, "0");
-	}
 }
 
 size_t
@@ -177,10 +156,13 @@ fsession_open(struct fsession *s)
 	struct listener	*l = s->listener;
 	char		 sid[17], laddr[64], lport[8], caddr[64], cport[8];
 	const char	*f[8];
+	int		 port;
 
 	s->id = smtpf_link_open(s->link);
-	addr_text(&s->local, laddr, sizeof(laddr), lport, sizeof(lport));
-	addr_text(&s->client, caddr, sizeof(caddr), cport, sizeof(cport));
+	sockaddr_text(&s->local, laddr, sizeof(laddr), &port);
+	snprintf(lport, sizeof(lport), "%d", port);
+	sockaddr_text(&s->client, caddr, sizeof(caddr), &port);
+	snprintf(cport, sizeof(cport), "%d", port);
 	f[0] = sid_text(s, sid, sizeof(sid));
 	f[1] = laddr;
 	f[2] = lport;

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "netaddr.h"
 #include "session.h"
 #include "smtpf.h"
 #include "xmalloc.h"
@@ -92,22 +93,12 @@ link_accept(struct listener *l, int fd, const struct sockaddr_storage *ss)
 {
 	struct link	*k;
 	char		 addr[INET6_ADDRSTRLEN];
-	int		 port = 0;
+	int		 port;
 
 	k = xcalloc(1, sizeof(*k));
 	k->listener = l;
 	TAILQ_INIT(&k->sessions);
-	if (ss->ss_family == AF_INET) {
-		inet_ntop(AF_INET, &((const struct sockaddr_in *)
-		    (const void *)ss)->sin_addr, addr, sizeof(addr));
-		port = ntohs(((const struct sockaddr_in *)
-		    (const void *)ss)->sin_port);
-	} else if (ss->ss_family == AF_INET6) {
-		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)
-		    (const void *)ss)->sin6_addr, addr, sizeof(addr));
-		port = ntohs(((const struct sockaddr_in6 *)
-		    (const void *)ss)->sin6_port);
-	}
+	sockaddr_text(ss, addr, sizeof(addr), &port);
 	/* The log names a stream by its socket, or its peer's address. */
 	if (l->kind == LISTENER_SMTPF_UNIX)
 		snprintf(k->peer, sizeof(k->peer), "%s", l->on);

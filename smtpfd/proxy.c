@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "netaddr.h"
 #include "session.h"
 #include "xmalloc.h"
 
@@ -49,28 +50,6 @@ static const struct front_ops proxy_ops = {
 	.pause = proxy_pause,
 	.resume = proxy_resume,
 };
-
-static void
-sockaddr_text(const struct sockaddr_storage *ss, char *buf, size_t size,
-    int *port)
-{
-	const struct sockaddr_in	*sin = (const void *)ss;
-	const struct sockaddr_in6	*sin6 = (const void *)ss;
-
-	*port = 0;
-	if (ss->ss_family == AF_INET) {
-		inet_ntop(AF_INET, &sin->sin_addr, buf, size);
-		*port = ntohs(sin->sin_port);
-	} else if (ss->ss_family == AF_INET6) {
-		inet_ntop(AF_INET6, &sin6->sin6_addr, buf, size);
-		*port = ntohs(sin6->sin6_port);
-		/* An IPv4 client on a dual-stack socket is an IPv4 client. */
-		if (strncmp(buf, "::ffff:", 7) == 0 && strchr(buf + 7, ':') ==
-		    NULL)
-			memmove(buf, buf + 7, strlen(buf + 7) + 1);
-	} else
-		snprintf(buf, size, "unix");
-}
 
 static void
 proxy_free(struct proxy_client *pc, const char *reason)
