@@ -20,6 +20,7 @@
 #include <stdio.h>
 
 #include "conf.h"
+#include "pki.h"
 #include "ipc.h"
 #include "proc.h"
 #include "smtp_proto.h"
@@ -159,20 +160,6 @@ struct listener {
 	char			*filter_pki;
 };
 
-struct pki {
-	TAILQ_ENTRY(pki)	 entry;
-	char			*name;
-	char			*cert_file;
-	char			*key_file;
-	char			*cert;		/* PEM, loaded by the parent */
-	size_t			 cert_len;
-	char			*key;
-	size_t			 key_len;
-	char			*ca_file;	/* verifies smtpfd's certificate */
-	char			*ca;
-	size_t			 ca_len;
-};
-
 enum action_kind {
 	ACTION_MAILDIR,
 	ACTION_MBOX,
@@ -235,7 +222,7 @@ struct mtad_conf {
 	unsigned int		 nendpoints;
 	TAILQ_HEAD(, smtpf_endpoint) endpoints;
 	TAILQ_HEAD(, table)	 tables;
-	TAILQ_HEAD(, pki)	 pkis;
+	struct pki_list		 pkis;
 	TAILQ_HEAD(, action)	 actions;
 	TAILQ_HEAD(, rule)	 rules;
 };

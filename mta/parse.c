@@ -23,7 +23,6 @@
 #include "mtad.h"
 #include "xmalloc.h"
 
-#define PEM_MAX		(1024 * 1024)
 
 struct mtad_conf	*mtad_conf;
 
@@ -99,7 +98,6 @@ mtad_conf_free(void)
 	struct listener		*l;
 	struct smtpf_endpoint	*e;
 	struct table		*t;
-	struct pki		*p;
 	struct action		*a;
 	struct rule		*r;
 
@@ -118,17 +116,7 @@ mtad_conf_free(void)
 		free(t->path);
 		free(t);
 	}
-	while ((p = TAILQ_FIRST(&mtad_conf->pkis)) != NULL) {
-		TAILQ_REMOVE(&mtad_conf->pkis, p, entry);
-		free(p->name);
-		free(p->cert_file);
-		free(p->key_file);
-		free(p->ca_file);
-		free(p->cert);
-		free(p->key);
-		free(p->ca);
-		free(p);
-	}
+	pki_list_free(&mtad_conf->pkis);
 	while ((a = TAILQ_FIRST(&mtad_conf->actions)) != NULL) {
 		TAILQ_REMOVE(&mtad_conf->actions, a, entry);
 		free(a->name);
@@ -194,12 +182,7 @@ listener_find(unsigned int index)
 struct pki *
 pki_find(const char *name)
 {
-	struct pki	*p;
-
-	TAILQ_FOREACH(p, &mtad_conf->pkis, entry)
-		if (strcmp(p->name, name) == 0)
-			return p;
-	return NULL;
+	return pki_lookup(&mtad_conf->pkis, name);
 }
 
 struct smtpf_endpoint *
@@ -338,38 +321,7 @@ parse_smtp(struct conf *cf)
 static void
 parse_pki(struct conf *cf)
 {
-	static const char *const kinds[] = { "cert", "key", "ca" };
-	const char	*name, *file;
-	struct pki	*p;
-	char		**path[3], **pem[3];
-	size_t		*len[3], k;
-
-	if ((name = conf_word(cf, "a pki name")) == NULL)
-		return;
-	for (k = 0; k < 3; k++)
-		if (conf_accept(cf, kinds[k]))
-			break;
-	if (k == 3) {
-		conf_error(cf, "expected cert, key or ca, got %s",
-		    conf_describe(conf_peek(cf)));
-		return;
-	}
-	if ((file = conf_word(cf, "a file name")) == NULL || !conf_end(cf))
-		return;
-	if ((p = pki_find(name)) == NULL) {
-		p = xcalloc(1, sizeof(*p));
-		p->name = xstrdup(name);
-		TAILQ_INSERT_TAIL(&mtad_conf->pkis, p, entry);
-	}
-	path[0] = &p->cert_file, pem[0] = &p->cert, len[0] = &p->cert_len;
-	path[1] = &p->key_file, pem[1] = &p->key, len[1] = &p->key_len;
-	path[2] = &p->ca_file, pem[2] = &p->ca, len[2] = &p->ca_len;
-	free(*path[k]);
-	*path[k] = xstrdup(file);
-	if (!cf->shipped && !cf->no_files) {
-		free(*pem[k]);
-		*pem[k] = conf_read_file(cf, file, PEM_MAX, 0, len[k]);
-	}
+	pki_parse(cf, &mtad_conf->pkis);
 }
 
 /* "{ a, b }" or "{ k = v, k2 = v2 }" after the opening brace. */

@@ -24,7 +24,6 @@
 #include "smtpfd.h"
 #include "xmalloc.h"
 
-#define PEM_MAX		(1024 * 1024)
 
 struct smtpfd_conf	*smtpfd_conf;
 /* During a reload, the configuration being replaced. */
@@ -95,7 +94,6 @@ static void
 generation_free(struct smtpfd_conf *c)
 {
 	struct listener		*l;
-	struct pki		*p;
 	struct filter_conf	*f;
 	struct chain_conf	*ch;
 	struct select_conf	*sel;
@@ -116,19 +114,7 @@ generation_free(struct smtpfd_conf *c)
 		TAILQ_REMOVE(&c->listeners, l, entry);
 		listener_free(l);
 	}
-	while ((p = TAILQ_FIRST(&c->pkis)) != NULL) {
-		TAILQ_REMOVE(&c->pkis, p, entry);
-		free(p->name);
-		free(p->cert_file);
-		free(p->key_file);
-		free(p->ca_file);
-		free(p->cert);
-		if (p->key != NULL)
-			explicit_bzero(p->key, p->key_len);
-		free(p->key);
-		free(p->ca);
-		free(p);
-	}
+	pki_list_free(&c->pkis);
 	free(c->proc.user);
 	free(c->proc.chroot);
 	free(c->hostname);
@@ -255,12 +241,7 @@ listener_find(unsigned int index)
 struct pki *
 pki_find(const char *name)
 {
-	struct pki	*p;
-
-	TAILQ_FOREACH(p, &smtpfd_conf->pkis, entry)
-		if (strcmp(p->name, name) == 0)
-			return p;
-	return NULL;
+	return pki_lookup(&smtpfd_conf->pkis, name);
 }
 
 const char *
@@ -373,43 +354,7 @@ parse_timeout(struct conf *cf)
 static void
 parse_pki(struct conf *cf)
 {
-	const char	*name, *file;
-	struct pki	*p;
-	char		**pathp, **pemp;
-	size_t		*lenp;
-
-	if ((name = conf_word(cf, "a pki name")) == NULL)
-		return;
-	if ((p = pki_find(name)) == NULL) {
-		p = xcalloc(1, sizeof(*p));
-		p->name = xstrdup(name);
-		TAILQ_INSERT_TAIL(&smtpfd_conf->pkis, p, entry);
-	}
-	if (conf_accept(cf, "cert")) {
-		pathp = &p->cert_file;
-		pemp = &p->cert;
-		lenp = &p->cert_len;
-	} else if (conf_accept(cf, "key")) {
-		pathp = &p->key_file;
-		pemp = &p->key;
-		lenp = &p->key_len;
-	} else if (conf_accept(cf, "ca")) {
-		pathp = &p->ca_file;
-		pemp = &p->ca;
-		lenp = &p->ca_len;
-	} else {
-		conf_error(cf, "expected cert, key or ca, got %s",
-		    conf_describe(conf_peek(cf)));
-		return;
-	}
-	if ((file = conf_word(cf, "a file name")) == NULL || !conf_end(cf))
-		return;
-	free(*pathp);
-	*pathp = xstrdup(file);
-	if (!cf->shipped && !cf->no_files) {
-		free(*pemp);
-		*pemp = conf_read_file(cf, file, PEM_MAX, 0, lenp);
-	}
+	pki_parse(cf, &smtpfd_conf->pkis);
 }
 
 /*

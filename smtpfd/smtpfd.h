@@ -21,6 +21,7 @@
 #include <tls.h>
 
 #include "conf.h"
+#include "pki.h"
 #include "ipc.h"
 #include "proc.h"
 
@@ -200,14 +201,6 @@ struct chain_conf {
 	size_t			 nfilters;
 };
 
-struct pki {
-	TAILQ_ENTRY(pki)	 entry;
-	char			*name;
-	char			*cert_file, *key_file, *ca_file;
-	char			*cert, *key, *ca;	/* PEM, parent only */
-	size_t			 cert_len, key_len, ca_len;
-};
-
 struct smtpfd_conf {
 	struct proc_settings	 proc;
 	char			*hostname;
@@ -219,7 +212,7 @@ struct smtpfd_conf {
 	size_t			 max_sessions;
 	unsigned int		 nlisteners;
 	TAILQ_HEAD(, listener)	 listeners;
-	TAILQ_HEAD(, pki)	 pkis;
+	struct pki_list		 pkis;
 	TAILQ_HEAD(, filter_conf) filters;
 	TAILQ_HEAD(, chain_conf) chains;
 	TAILQ_HEAD(, select_conf) selects;
