@@ -2,6 +2,7 @@
  * Buffered socket I/O over libevent, plain or TLS (see io.h).
  */
 #include <sys/types.h>
+#include <sys/socket.h>
 
 #include <errno.h>
 #include <event.h>
@@ -9,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <tls.h>
 #include <unistd.h>
 
@@ -17,6 +19,8 @@
 #include "monkey.h"
 
 #define IO_READ_CHUNK	(64 * 1024)
+#define IO_LINGER_MS	2000	/* how long a closed socket drains */
+#define IO_LINGER_MAX	256 	/* sockets draining at once, at most */
 
 /*
  * Writes are not made at once: an io with new output joins the flush
@@ -40,6 +44,8 @@ static int	io_callback(struct io *, enum io_event);
 static int	io_do_handshake(struct io *);
 static int	io_do_write(struct io *);
 static int	io_do_read(struct io *);
+static void	io_close(struct io *);
+static void	io_linger_read(int, short, void *);
 
 struct io *
 io_new(int fd, void (*cb)(struct io *, enum io_event, void *), void *arg)
@@ -88,15 +94,84 @@ io_free(struct io *io)
 		io->freed = 1;
 		return;
 	}
-	if (io->tls) {
-		tls_close(io->tls);
-		tls_free(io->tls);
-	}
-	if (io->fd != -1)
-		close(io->fd);
+	io_close(io);
 	evbuffer_free(io->in);
 	evbuffer_free(io->out);
 	free(io);
+}
+
+/*
+ * io_free(), closing gently.  A socket closed with input unread makes
+ * the kernel answer with a reset, and a reset can make the peer's
+ * kernel drop what it had not yet read: the last reply, the 421 that
+ * says why.  So the final reply is followed by a FIN, and what the peer
+ * still sends is read and dropped until it closes too or IO_LINGER_MS
+ * pass.  Past IO_LINGER_MAX draining sockets, a socket closes at once.
+ */
+void
+io_linger(struct io *io)
+{
+	if (io == NULL)
+		return;
+	io->linger = 1;
+	io_free(io);
+}
+
+struct io_lingering {
+	int		 fd;
+	struct event	 ev;
+	time_t		 deadline;	/* a peer that trickles ends too */
+};
+static int	nlinger;
+
+static void
+io_close(struct io *io)
+{
+	struct io_lingering	*l;
+	struct timeval		 tv = { IO_LINGER_MS / 1000,
+				    (IO_LINGER_MS % 1000) * 1000 };
+
+	if (io->tls) {
+		tls_close(io->tls);	/* best effort: the close_notify */
+		tls_free(io->tls);
+	}
+	if (io->fd == -1)
+		return;
+	if (!io->linger || io->eof || nlinger >= IO_LINGER_MAX ||
+	    (l = malloc(sizeof(*l))) == NULL) {
+		close(io->fd);
+		return;
+	}
+	if (shutdown(io->fd, SHUT_WR) == -1) {	/* not a socket, or reset */
+		free(l);
+		close(io->fd);
+		return;
+	}
+	l->fd = io->fd;
+	l->deadline = time(NULL) + IO_LINGER_MS / 1000 + 1;
+	event_set(&l->ev, l->fd, EV_READ | EV_PERSIST, io_linger_read, l);
+	event_add(&l->ev, &tv);
+	nlinger++;
+}
+
+static void
+io_linger_read(int fd, short event, void *arg)
+{
+	struct io_lingering	*l = arg;
+	char			 buf[4096];
+	ssize_t			 n = -1;
+
+	if (event & EV_READ) {
+		n = read(fd, buf, sizeof(buf));
+		if ((n > 0 || (n == -1 && (errno == EAGAIN ||
+		    errno == EINTR))) && time(NULL) < l->deadline)
+			return;
+	}
+	/* the peer closed, or reset, or took too long */
+	event_del(&l->ev);
+	close(l->fd);
+	free(l);
+	nlinger--;
 }
 
 void

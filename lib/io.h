@@ -52,6 +52,7 @@ struct io {
 	int		 eof;
 	int		 in_callback;
 	int		 freed;
+	int		 linger;	/* io_linger(): close gently */
 	char		 error[128];
 	void		(*cb)(struct io *, enum io_event, void *);
 	void		*arg;
@@ -60,6 +61,7 @@ struct io {
 struct io	*io_new(int, void (*)(struct io *, enum io_event, void *),
 		    void *);
 void		 io_free(struct io *);
+void		 io_linger(struct io *);
 void		 io_set_timeout(struct io *, int);
 void		 io_pause(struct io *);
 void		 io_resume(struct io *);

@@ -232,7 +232,7 @@ session_close(struct session *s, const char *reason)
 		free(s->tx);
 	}
 	smtp_session_gone(s);
-	io_free(s->io);
+	io_linger(s->io);
 	free(s);
 }
 

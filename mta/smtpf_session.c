@@ -521,6 +521,6 @@ fsession_end(struct fsession *s, const char *reason)
 	TAILQ_REMOVE(&fsessions, s, entry);
 	nfsessions--;
 	smtp_fsession_gone();
-	io_free(s->io);
+	io_linger(s->io);
 	free(s);
 }

@@ -57,7 +57,7 @@ proxy_free(struct proxy_client *pc, const char *reason)
 	evtimer_del(&pc->ev_close);
 	if (pc->session != NULL)
 		session_client_gone(pc->session, reason);
-	io_free(pc->io);
+	io_linger(pc->io);
 	smtpfd_conf_unref(pc->listener->conf);
 	free(pc);
 }

@@ -134,6 +134,10 @@ while [ "$(date +%s)" -lt "$end" ]; do
 	echo "# round $round: exit $?;" \
 	    "$(sed -n 's/^messages: //p' "$TMP/flood.$round.out")"
 	sed -n 's/^errors: /#   errors: /p' "$TMP/flood.$round.out"
+	# What the flood said about its failed sessions (timeouts and
+	# protocol errors first: they are the ones that fail the test).
+	grep -v -e 'io-error' -e 'closed-without-421' \
+	    "$TMP/flood.$round.err" | head -n 5 | sed 's/^/#     /'
 	sleep 0.2
 done
 cat "$TMP"/accepted.* | sort >"$TMP/accepted"
