@@ -106,6 +106,9 @@ struct fsession {
 	int			 out_paused;	/* we said pause */
 	int			 tls;
 	const char		*reason;	/* FS_DRAIN: for the log */
+	char			*held;		/* a multi-line reply's lines */
+	size_t			 heldlen;	/* so far, until its last */
+	size_t			 heldsize;
 };
 
 /* smtpf_link.c */

@@ -39,11 +39,13 @@
 #include "mtad.h"
 #include "smtp.h"
 #include "smtpf.h"
+#include "xmalloc.h"
 
 /* Client bytes per "line" message: "line|SID|part|" and LF fit around. */
 #define FS_CHUNK		4000
 #define FS_OUTPUT_MAX		(64 * 1024)	/* unread replies: pause */
 #define FS_DRAIN_TIMEOUT	10		/* seconds for last words */
+#define FS_HELD_MAX		(64 * 1024)	/* a multi-line reply, unended */
 
 static TAILQ_HEAD(, fsession)	 fsessions = TAILQ_HEAD_INITIALIZER(fsessions);
 static size_t			 nfsessions;
@@ -395,6 +397,35 @@ fsession_wrong_state(struct fsession *s, const struct smtpf_msg *msg,
 }
 
 /*
+ * A reply line for the client.  The lines of a multi-line reply are held
+ * until its last one: should the link die in between, the client gets a
+ * clean 421 rather than "250-" lines continued by a 421.
+ */
+static int
+fsession_reply_line(struct fsession *s, const char *line, size_t len)
+{
+	if (len > 3 && line[3] == '-') {
+		if (s->heldlen + len + 2 > FS_HELD_MAX)
+			return -1;
+		if (s->heldlen + len + 2 > s->heldsize) {
+			s->heldsize = s->heldlen + len + 2 + 256;
+			s->held = xreallocarray(s->held, s->heldsize, 1);
+		}
+		memcpy(s->held + s->heldlen, line, len);
+		memcpy(s->held + s->heldlen + len, "\r\n", 2);
+		s->heldlen += len + 2;
+		return 0;
+	}
+	if (s->heldlen > 0) {
+		io_write(s->io, s->held, s->heldlen);
+		s->heldlen = 0;
+	}
+	io_write(s->io, line, len);
+	io_write(s->io, "\r\n", 2);
+	return 0;
+}
+
+/*
  * A message from smtpfd for this session.  Returns -1 with the reason in
  * err for a protocol error (the link then drops every session).
  */
@@ -407,15 +438,19 @@ fsession_message(struct fsession *s, const struct smtpf_msg *msg, char *err,
 		if (s->state != FS_OPEN)
 			return fsession_wrong_state(s, msg, err, errlen);
 		log_debug("%016" PRIx64 " smtpf >>> %s", s->id, msg->field[1]);
-		io_write(s->io, msg->field[1], msg->lastlen);
-		io_write(s->io, "\r\n", 2);
+		if (fsession_reply_line(s, msg->field[1], msg->lastlen) == -1) {
+			snprintf(err, errlen, "session %016" PRIx64 ": a "
+			    "multi-line reply over %d bytes", s->id,
+			    FS_HELD_MAX);
+			return -1;
+		}
 		if (!s->out_paused && io_queued(s->io) > FS_OUTPUT_MAX) {
 			s->out_paused = 1;
 			fsession_send(s, SMTPF_PAUSE, NULL);
 		}
 		return 0;
 	case SMTPF_STARTTLS:
-		if (s->state != FS_OPEN || s->tls ||
+		if (s->state != FS_OPEN || s->tls || s->heldlen > 0 ||
 		    (s->listener->tls != LISTEN_TLS_STARTTLS &&
 		    s->listener->tls != LISTEN_TLS_REQUIRE))
 			return fsession_wrong_state(s, msg, err, errlen);
@@ -467,6 +502,7 @@ fsession_link_lost(struct fsession *s)
 		fsession_drain(s, "closed");
 		break;
 	default:
+		s->heldlen = 0;		/* a reply cut short: never seen */
 		io_printf(s->io, "421 4.3.0 Filtering service unavailable, "
 		    "try again later\r\n");
 		fsession_drain(s, "smtpf-lost");
@@ -522,5 +558,6 @@ fsession_end(struct fsession *s, const char *reason)
 	nfsessions--;
 	smtp_fsession_gone();
 	io_linger(s->io);
+	free(s->held);
 	free(s);
 }

@@ -233,6 +233,21 @@ check "  and tells smtpfd why" wait_log "$TMP/f1/log" "^error error\|-\|unknown 
 check "  and the link comes back" \
     wait_count "$TMP/mtad.log" "f1.sock: link up" 2
 
+# The link breaks between the lines of a multi-line reply: mtad held the
+# first one, so the client sees a 421 alone, not "250-" continued by 421.
+cat >"$TMP/breakmid.smtp" <<SCRIPT
+test "a link broken inside a multi-line reply: a clean 421"
+connect 127.0.0.1 $P1
+expect 220
+send "BREAKMID"
+expect 421 4.3.0
+expect-close
+SCRIPT
+"$TOOLS/smtpscript" "$TMP/breakmid.smtp" >"$TMP/breakmid.tap" 2>&1
+tap_relay "" <"$TMP/breakmid.tap"
+check "  and the link comes back again" \
+    wait_count "$TMP/mtad.log" "f1.sock: link up" 3
+
 # smtpfd killed in the middle of a session.
 cat >"$TMP/kill.smtp" <<SCRIPT
 test "smtpfd killed mid-session: 421"
@@ -257,7 +272,7 @@ client "$P1" "" "$TMP/replies3"
 check "with no smtpfd, new clients get 421" grep -q "^421 4.3.0" "$TMP/replies3"
 start_fake f1 --unix "$TMP/f1.sock"
 check "a restarted smtpfd is found again" \
-    wait_count "$TMP/mtad.log" "f1.sock: link up" 3
+    wait_count "$TMP/mtad.log" "f1.sock: link up" 4
 client "$P1" "QUIT\r\n" "$TMP/replies4"
 check "  and serves again" grep -q "^220 f1 ESMTP" "$TMP/replies4"
 

@@ -18,7 +18,8 @@ Commands: EHLO (offers STARTTLS when open said the MTA can), STARTTLS
 (lines that cross it, sent in clear before TLS, are ignored as smtpfd
 must ignore them),
 DATA (then lines until "."), QUIT, ECHO TEXT (250 TEXT), BREAK (sends a
-malformed line: the MTA must drop the link), anything else 250.
+malformed line: the MTA must drop the link), BREAKMID (the first line
+of a multi-line reply, then a malformed line), anything else 250.
 """
 import os
 import socket
@@ -131,6 +132,9 @@ class Fake:
         elif verb == "ECHO":
             reply("250 " + text[5:])
         elif verb == "BREAK":
+            send("frobnicate|" + sid)
+        elif verb == "BREAKMID":
+            reply("250-the start of a reply")
             send("frobnicate|" + sid)
         else:
             reply("250 2.0.0 ok")
