@@ -35,6 +35,7 @@ static struct event	ev_flush;
 static int		ev_flush_set;
 
 static void	io_reload(struct io *);
+static void	io_rearm_timeout(struct io *);
 static void	io_flush(int, short, void *);
 static void	io_replay(int, short, void *);
 static void	io_unstall(int, short, void *);
@@ -182,10 +183,17 @@ io_set_timeout(struct io *io, int ms)
 	io_reload(io);
 }
 
+/*
+ * Pausing is lazy: the read event stays registered until input comes
+ * while paused, and only then is it taken off.  A session that pauses
+ * its client for every command, while the client waits for the reply
+ * and sends nothing, thus costs no epoll_ctl(2) pair per command.
+ */
 void
 io_pause(struct io *io)
 {
 	io->paused = 1;
+	io->pause_lazy = io->armed != -1 && (io->armed & EV_READ);
 	io_reload(io);
 }
 
@@ -200,6 +208,12 @@ io_resume(struct io *io)
 	struct timeval	 now = { 0, 0 };
 
 	io->paused = 0;
+	if (io->pause_lazy) {
+		/* Still registered: the idle timeout starts over now, as
+		 * it would have with a fresh registration. */
+		io->pause_lazy = 0;
+		io_rearm_timeout(io);
+	}
 	io_reload(io);
 	if (evbuffer_get_length(io->in) == 0)
 		return;
@@ -396,7 +410,6 @@ io_tls_info(struct io *io, char *buf, size_t size)
 static void
 io_reload(struct io *io)
 {
-	struct timeval	 tv;
 	short		 events = 0;
 
 	if (io->freed)
@@ -404,7 +417,8 @@ io_reload(struct io *io)
 	if (io->tls_handshaking)
 		events = io->tls_want == TLS_WANT_POLLOUT ? EV_WRITE : EV_READ;
 	else {
-		if (!io->paused && !io->eof && !io->stalled)
+		if ((!io->paused || io->pause_lazy) && !io->eof &&
+		    !io->stalled)
 			events |= EV_READ;
 		/* Queued output is the flush's to try first. */
 		if (evbuffer_get_length(io->out) > 0 && !io->flush_queued)
@@ -417,12 +431,23 @@ io_reload(struct io *io)
 	if (events == 0)
 		return;
 	event_set(&io->ev, io->fd, events | EV_PERSIST, io_dispatch, io);
-	if (io->timeout_ms > 0) {
-		tv.tv_sec = io->timeout_ms / 1000;
-		tv.tv_usec = (io->timeout_ms % 1000) * 1000;
-		event_add(&io->ev, &tv);
-	} else
+	if (io->timeout_ms > 0)
+		io_rearm_timeout(io);
+	else
 		event_add(&io->ev, NULL);
+}
+
+/* On a registered event, event_add() only moves the timeout. */
+static void
+io_rearm_timeout(struct io *io)
+{
+	struct timeval	 tv;
+
+	if (io->timeout_ms <= 0 || io->armed <= 0)
+		return;
+	tv.tv_sec = io->timeout_ms / 1000;
+	tv.tv_usec = (io->timeout_ms % 1000) * 1000;
+	event_add(&io->ev, &tv);
 }
 
 /* Returns 0 when the io is gone (freed by its owner). */
@@ -538,6 +563,10 @@ io_dispatch(int fd, short events, void *arg)
 
 	(void)fd;
 	if (events & EV_TIMEOUT) {
+		/* Paused lazily, the io waits for its owner, not its peer. */
+		if (io->pause_lazy && !io->tls_handshaking &&
+		    !(io->armed & EV_WRITE))
+			return;
 		if (io_callback(io, IO_TIMEOUT))
 			io_reload(io);
 		return;
@@ -550,7 +579,9 @@ io_dispatch(int fd, short events, void *arg)
 	had_output = evbuffer_get_length(io->out) > 0;
 	if ((events & EV_WRITE) && had_output && !io_do_write(io))
 		return;
-	if ((events & EV_READ) && !io->paused && !io_stall(io) &&
+	if ((events & EV_READ) && io->paused)
+		io->pause_lazy = 0;	/* input while paused: stop reading */
+	else if ((events & EV_READ) && !io_stall(io) &&
 	    !io_do_read(io))
 		return;
 	io_reload(io);

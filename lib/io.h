@@ -49,6 +49,7 @@ struct io {
 	int		 timeout_ms;
 	short		 armed;		/* the events registered, -1: none */
 	int		 paused;
+	int		 pause_lazy;	/* paused, EV_READ still registered */
 	int		 eof;
 	int		 in_callback;
 	int		 freed;

@@ -22,6 +22,7 @@
 static void	ipc_update_events(struct ipc_chan *);
 static void	ipc_read_cb(int, short, void *);
 static void	ipc_write_cb(int, short, void *);
+static void	ipc_flush_cb(int, short, void *);
 static int	ipc_write_some(struct ipc_chan *);
 static int	ipc_process_input(struct ipc_chan *);
 static void	ipc_malformed(struct ipc_chan *, const char *, ...)
@@ -51,6 +52,7 @@ ipc_chan_init(struct ipc_chan *chan, int fd, const char *peer,
 		event_set(&chan->ev_read, fd, EV_READ | EV_PERSIST,
 		    ipc_read_cb, chan);
 		event_set(&chan->ev_write, fd, EV_WRITE, ipc_write_cb, chan);
+		evtimer_set(&chan->ev_flush, ipc_flush_cb, chan);
 		chan->events_set = 1;
 		event_add(&chan->ev_read, NULL);
 	}
@@ -65,6 +67,8 @@ ipc_chan_close(struct ipc_chan *chan)
 	if (chan->events_set) {
 		event_del(&chan->ev_read);
 		event_del(&chan->ev_write);
+		event_del(&chan->ev_flush);
+		chan->flush_queued = 0;
 		chan->events_set = 0;
 	}
 	while ((ob = TAILQ_FIRST(&chan->outq)) != NULL) {
@@ -361,15 +365,23 @@ ipc_get_end(struct ipc_msg *msg)
  * I/O.
  */
 
+/*
+ * New output is not written at once: the channel's flush runs once the
+ * callbacks of this turn of the event loop are done, so that all a turn
+ * queued goes in one sendmsg(2), and the descriptor is registered for
+ * writability only when the socket is full.  A message per turn thus
+ * costs no epoll_ctl(2) pair.
+ */
 static void
 ipc_update_events(struct ipc_chan *chan)
 {
-	if (!chan->events_set)
+	if (!chan->events_set || TAILQ_EMPTY(&chan->outq))
 		return;
-	if (!TAILQ_EMPTY(&chan->outq))
-		event_add(&chan->ev_write, NULL);
-	else
-		event_del(&chan->ev_write);
+	if (chan->flush_queued || event_pending(&chan->ev_write, EV_WRITE,
+	    NULL))
+		return;
+	chan->flush_queued = 1;
+	event_active(&chan->ev_flush, EV_TIMEOUT, 1);
 }
 
 static void
@@ -635,21 +647,34 @@ ipc_write_some(struct ipc_chan *chan)
 	return 1;
 }
 
+/* The flush of this turn, or the socket took more: write on. */
 static void
 ipc_write_cb(int fd, short event, void *arg)
 {
 	struct ipc_chan	*chan = arg;
+	int		 r;
 
 	(void)fd;
 	(void)event;
-	if (ipc_write_some(chan) == -1) {
+	if ((r = ipc_write_some(chan)) == -1) {
 		log_warn("write to %s", chan->peer);
 		ipc_chan_close(chan);
 		if (chan->closed)
 			chan->closed(chan);
 		return;
 	}
-	ipc_update_events(chan);
+	if (r == 0)
+		event_add(&chan->ev_write, NULL);	/* the socket is full */
+}
+
+static void
+ipc_flush_cb(int fd, short event, void *arg)
+{
+	struct ipc_chan	*chan = arg;
+
+	chan->flush_queued = 0;
+	if (!event_pending(&chan->ev_write, EV_WRITE, NULL))
+		ipc_write_cb(fd, event, arg);
 }
 
 int

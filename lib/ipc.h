@@ -89,7 +89,9 @@ struct ipc_chan {
 	void			*arg;
 
 	struct event		 ev_read;
-	struct event		 ev_write;
+	struct event		 ev_write;	/* only while the socket is full */
+	struct event		 ev_flush;	/* end of this loop turn */
+	int			 flush_queued;
 	int			 events_set;
 	uint8_t			*in;
 	size_t			 inlen;

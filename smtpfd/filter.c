@@ -16,7 +16,6 @@
  * gives goes back to the frontend, and its "." ends the message.
  */
 #include <sys/types.h>
-#include <sys/random.h>
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -27,6 +26,7 @@
 #include "engine.h"
 #include "filter.h"
 #include "log.h"
+#include "unique_id.h"
 #include "xmalloc.h"
 
 struct query {
@@ -66,13 +66,7 @@ static void	 stage_feed(struct fsession *, size_t, const char *);
 static uint64_t
 new_token(void)
 {
-	uint64_t	 t;
-
-	do {
-		if (getrandom(&t, sizeof(t), 0) != sizeof(t))
-			fatal("getrandom");
-	} while (t == 0);
-	return t;
+	return unique_id();
 }
 
 static double

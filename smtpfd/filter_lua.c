@@ -381,7 +381,11 @@ emit(struct lsession *ls, const char *line, size_t len)
 
 	if (ls->msg_failed)
 		return;
-	/* dot-stuffed again */
+	if (len > 0 && line[0] != '.' && line[len] == '\0') {
+		filter_line(ls->fs, ls->msg_token, line);
+		return;
+	}
+	/* dot-stuffed again (and "" stays "", not the end) */
 	buf = xmalloc(len + 2);
 	buf[0] = '.';
 	memcpy(buf + 1, line, len);
@@ -886,7 +890,9 @@ lua_data_line(struct filter *f, struct fsession *fs, const char *line,
 		return;
 	}
 	lua_api_session(c->co, ls);
-	lua_pushstring(c->co, line);
+	/* Not lua_pushstring(): its cache compares the whole line with the
+	 * one last pushed from the same address. */
+	lua_pushlstring(c->co, line, strlen(line));
 	lfilter_resume(c, 2);
 }
 

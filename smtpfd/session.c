@@ -27,7 +27,6 @@
  * session stops reading the downstream.
  */
 #include <sys/types.h>
-#include <sys/random.h>
 
 #include <ctype.h>
 #include <errno.h>
@@ -42,6 +41,7 @@
 #include "metrics.h"
 #include "session.h"
 #include "smtp_proto.h"
+#include "unique_id.h"
 #include "xmalloc.h"
 
 #define COMMAND_MAX	4096	/* with CRLF; longer gets 500 5.5.2 */
@@ -68,13 +68,7 @@ static int	 parse_identity(struct session *, const char *, int);
 uint64_t
 session_next_id(void)
 {
-	uint64_t	 id;
-
-	do {
-		if (getrandom(&id, sizeof(id), 0) != sizeof(id))
-			fatal("getrandom");
-	} while (id == 0);
-	return id;
+	return unique_id();
 }
 
 struct session *
@@ -843,8 +837,7 @@ reply_events(struct session *s, struct pending *p, int code, int before)
 		/* smtpfd has no queue: the envelope id is made up, as
 		 * OpenSMTPD's, of the msgid and 32 random bits. */
 		if (p->verb == SMTP_RCPT && code >= 200 && code < 300) {
-			if (getrandom(&evp, sizeof(evp), 0) != sizeof(evp))
-				evp = 0;
+			evp = (uint32_t)unique_id();
 			sf_event(s, EVENT_TX_ENVELOPE, "%08x|%08x%08x",
 			    s->msgid, s->msgid, evp);
 		}
@@ -865,8 +858,7 @@ reply_events(struct session *s, struct pending *p, int code, int before)
 	switch (p->verb) {
 	case SMTP_MAIL:
 		if (code >= 200 && code < 300) {
-			if (getrandom(&s->msgid, sizeof(s->msgid), 0) !=
-			    sizeof(s->msgid) || s->msgid == 0)
+			if ((s->msgid = (uint32_t)unique_id()) == 0)
 				s->msgid = 1;
 			sf_event(s, EVENT_TX_BEGIN, "%08x", s->msgid);
 		}
