@@ -495,7 +495,7 @@ fsession_link_lost(struct fsession *s)
 	case FS_TLS_ACCEPT:
 	case FS_STARTTLS:
 		/* nothing can be said in the middle of a handshake */
-		fsession_end(s, "smtpf-lost");
+		fsession_end(s, "smtpf-lost-in-handshake");
 		break;
 	case FS_CLOSE_FLUSH:
 		/* smtpfd already said its last word: let it be read */

@@ -155,10 +155,15 @@ done
 broken=$(( $(failures closed-without-421) + $(failures io-error) +
     $(failures tls-handshake) ))
 faults=$(grep -Ec "monkey: io\.(read|write|buffer) fails" "$TMP/mtad.log")
+# A link lost while clients were in their TLS handshake: nothing can be
+# said to them, mtad just closes them (and logs it so).
+cut=$(grep -c "smtpf disconnected reason=smtpf-lost-in-handshake" \
+    "$TMP/mtad.log")
 echo "# sessions ended without 421 (closed, reset, TLS broken): $broken;" \
-    "socket faults injected into mtad: $faults"
-check "no more sessions break without 421 than mtad had socket faults" \
-    [ "$broken" -le "$faults" ]
+    "socket faults injected into mtad: $faults; handshakes cut by a" \
+    "lost link: $cut"
+check "no more sessions break without 421 than mtad had socket faults and handshakes cut" \
+    [ "$broken" -le $((faults + cut)) ]
 
 total=$(( $(grep -c . "$TMP/accepted") + $(grep -c . "$TMP/others") ))
 accepted=$(grep -c . "$TMP/accepted")
