@@ -23,6 +23,8 @@ static void	ipc_update_events(struct ipc_chan *);
 static void	ipc_read_cb(int, short, void *);
 static void	ipc_write_cb(int, short, void *);
 static void	ipc_flush_cb(int, short, void *);
+static void	ipc_lazy_cb(int, short, void *);
+static void	ipc_queue(struct ipc_chan *);
 static int	ipc_write_some(struct ipc_chan *);
 static int	ipc_process_input(struct ipc_chan *);
 static void	ipc_malformed(struct ipc_chan *, const char *, ...)
@@ -53,6 +55,7 @@ ipc_chan_init(struct ipc_chan *chan, int fd, const char *peer,
 		    ipc_read_cb, chan);
 		event_set(&chan->ev_write, fd, EV_WRITE, ipc_write_cb, chan);
 		evtimer_set(&chan->ev_flush, ipc_flush_cb, chan);
+		evtimer_set(&chan->ev_lazy, ipc_lazy_cb, chan);
 		chan->events_set = 1;
 		event_add(&chan->ev_read, NULL);
 	}
@@ -68,6 +71,7 @@ ipc_chan_close(struct ipc_chan *chan)
 		event_del(&chan->ev_read);
 		event_del(&chan->ev_write);
 		event_del(&chan->ev_flush);
+		event_del(&chan->ev_lazy);
 		chan->flush_queued = 0;
 		chan->events_set = 0;
 	}
@@ -189,6 +193,30 @@ ipc_add_data(struct ipc_chan *chan, const void *p, size_t len)
 void
 ipc_end(struct ipc_chan *chan)
 {
+	ipc_queue(chan);
+	ipc_update_events(chan);
+}
+
+/*
+ * A message that is in no hurry (a report nobody waits on): it goes out
+ * with the next message ended by ipc_end(), or IPC_LAZY_MS later at the
+ * latest, so that it costs the peer no wake-up of its own.  Order is
+ * kept: it goes before whatever is queued after it.
+ */
+void
+ipc_end_lazy(struct ipc_chan *chan)
+{
+	struct timeval	 tv = { 0, IPC_LAZY_MS * 1000 };
+
+	ipc_queue(chan);
+	if (chan->events_set && !chan->flush_queued &&
+	    !evtimer_pending(&chan->ev_lazy, NULL))
+		evtimer_add(&chan->ev_lazy, &tv);
+}
+
+static void
+ipc_queue(struct ipc_chan *chan)
+{
 	const struct ipc_type	*t = chan->out_desc;
 	struct ipc_outbuf	*ob;
 	struct ipc_hdr		 hdr;
@@ -215,7 +243,6 @@ ipc_end(struct ipc_chan *chan)
 	TAILQ_INSERT_TAIL(&chan->outq, ob, entry);
 	chan->out_desc = NULL;
 	chan->out_fd = -1;
-	ipc_update_events(chan);
 }
 
 void
@@ -665,6 +692,14 @@ ipc_write_cb(int fd, short event, void *arg)
 	}
 	if (r == 0)
 		event_add(&chan->ev_write, NULL);	/* the socket is full */
+}
+
+static void
+ipc_lazy_cb(int fd, short event, void *arg)
+{
+	(void)fd;
+	(void)event;
+	ipc_update_events(arg);
 }
 
 static void

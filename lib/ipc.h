@@ -23,6 +23,7 @@
 
 #define IPC_MAX_PAYLOAD		(64 * 1024)
 #define IPC_MAX_FDS		16
+#define IPC_LAZY_MS		10	/* ipc_end_lazy(): at the latest */
 
 /* Field tags, as they appear on the wire and in layout strings. */
 #define IPC_FIELD_U32		'u'
@@ -91,6 +92,7 @@ struct ipc_chan {
 	struct event		 ev_read;
 	struct event		 ev_write;	/* only while the socket is full */
 	struct event		 ev_flush;	/* end of this loop turn */
+	struct event		 ev_lazy;	/* ipc_end_lazy()'s deadline */
 	int			 flush_queued;
 	int			 events_set;
 	uint8_t			*in;
@@ -123,6 +125,7 @@ void	 ipc_add_u64(struct ipc_chan *, uint64_t);
 void	 ipc_add_string(struct ipc_chan *, const char *);
 void	 ipc_add_data(struct ipc_chan *, const void *, size_t);
 void	 ipc_end(struct ipc_chan *);
+void	 ipc_end_lazy(struct ipc_chan *);
 /* Shorthand for a message with no payload. */
 void	 ipc_send_empty(struct ipc_chan *, uint32_t);
 /* Write what is queued now, blocking; used before exiting. */

@@ -193,7 +193,12 @@ lcall_new(struct lfilter *lf, struct lsession *ls, enum lcall_kind kind,
 {
 	struct lcall	*c;
 
-	c = xcalloc(1, sizeof(*c));
+	/* A call a line: the last one's memory serves again. */
+	if ((c = lf->spare_call) != NULL) {
+		lf->spare_call = NULL;
+		memset(c, 0, sizeof(*c));
+	} else
+		c = xcalloc(1, sizeof(*c));
 	c->lf = lf;
 	c->ls = ls;
 	c->kind = kind;
@@ -243,7 +248,10 @@ lcall_free(struct lcall *c)
 		lf->spare_ref = c->co_ref;
 	} else
 		luaL_unref(lf->L, LUA_REGISTRYINDEX, c->co_ref);
-	free(c);
+	if (lf->spare_call == NULL)
+		lf->spare_call = c;
+	else
+		free(c);
 }
 
 /* Where the call stopped, and why, as "hook: file:line: what". */
@@ -412,8 +420,14 @@ emit_message(struct lsession *ls)
 	}
 	if (m->separator || (m->nhdrs > 0 && m->nbody > 0))
 		emit(ls, "", 0);
-	for (i = 0; i < m->nbody; i++)
-		emit(ls, m->body[i], strlen(m->body[i]));
+	if (m->body == NULL)
+		return;
+	for (p = m->body; p < m->body + m->bodylen; p = nl + 1) {
+		nl = memchr(p, '\n', (size_t)(m->body + m->bodylen - p));
+		*nl = '\0';	/* a string for emit(), without a copy */
+		emit(ls, p, (size_t)(nl - p));
+		*nl = '\n';
+	}
 }
 
 /* A line on its way out of this filter. */
@@ -711,6 +725,7 @@ lua_stop(struct filter *f)
 		lcall_free(c);
 	}
 	lua_dns_stop(lf);
+	free(lf->spare_call);
 	if (lf->L != NULL)
 		lua_close(lf->L);
 	free(lf->chunkname);

@@ -10,8 +10,13 @@
 void
 line_batch_add(struct line_batch *b, const char *line)
 {
-	size_t	 len = strlen(line);
+	line_batch_addn(b, line, strlen(line));
+}
 
+/* A line of len bytes, not NUL-terminated (a client's line in place). */
+void
+line_batch_addn(struct line_batch *b, const char *line, size_t len)
+{
 	if (b->len + len + 1 > b->size) {
 		b->size = (b->len + len + 1) * 2;
 		b->buf = xreallocarray(b->buf, b->size, 1);

@@ -376,8 +376,6 @@ lmsg_clear(struct lmsg *m)
 		free(m->hdrs[i].value);
 	}
 	free(m->hdrs);
-	for (i = 0; i < m->nbody; i++)
-		free(m->body[i]);
 	free(m->body);
 	memset(m, 0, sizeof(*m));
 }
@@ -411,11 +409,18 @@ lmsg_header_add(struct lmsg *m, const char *name, const char *value,
 	return 0;
 }
 
+/* One text for the body: a line costs no allocation of its own. */
 static void
-body_add(struct lmsg *m, const char *line)
+body_add(struct lmsg *m, const char *line, size_t len)
 {
-	m->body = xreallocarray(m->body, m->nbody + 1, sizeof(*m->body));
-	m->body[m->nbody++] = xstrdup(line);
+	if (m->bodylen + len + 1 > m->bodysize) {
+		m->bodysize = (m->bodylen + len + 1) * 2;
+		m->body = xreallocarray(m->body, m->bodysize, 1);
+	}
+	memcpy(m->body + m->bodylen, line, len);
+	m->body[m->bodylen + len] = '\n';
+	m->bodylen += len + 1;
+	m->nbody++;
 }
 
 /* One more (unstuffed) line of the message; -1 past LMSG_MAX. */
@@ -454,7 +459,7 @@ lmsg_add(struct lmsg *m, const char *line)
 		/* not a header: the body starts without a blank line */
 		m->in_body = 1;
 	}
-	body_add(m, line);
+	body_add(m, line, len);
 	m->bytes += len + 2;
 	return 0;
 }
@@ -647,15 +652,8 @@ static int
 m_body(lua_State *L)
 {
 	struct lmsg	*m = check_message(L);
-	luaL_Buffer	 b;
-	size_t		 i;
 
-	luaL_buffinit(L, &b);
-	for (i = 0; i < m->nbody; i++) {
-		luaL_addstring(&b, m->body[i]);
-		luaL_addchar(&b, '\n');
-	}
-	luaL_pushresult(&b);
+	lua_pushlstring(L, m->body != NULL ? m->body : "", m->bodylen);
 	return 1;
 }
 
@@ -664,40 +662,36 @@ static int
 m_set_body(lua_State *L)
 {
 	struct lmsg	*m = check_message(L);
+	struct lmsg	 nb;
 	const char	*s, *p, *nl;
-	char		**lines;
-	size_t		 len, n, i, old, bytes;
+	size_t		 len, old, bytes;
 
 	s = luaL_checklstring(L, 2, &len);
 	if (strlen(s) != len)
 		return luaL_error(L, "set_body: the body holds a NUL");
-	for (old = 0, i = 0; i < m->nbody; i++)
-		old += strlen(m->body[i]) + 2;
+	old = m->bodylen + m->nbody;	/* CRLF counted */
 	if (m->bytes - old + len * 2 > LMSG_MAX)
 		return luaL_error(L, "set_body: the message would be over "
 		    "32 MB");
-	for (n = 0, p = s; *p != '\0'; n++)
-		p = (nl = strchr(p, '\n')) != NULL ? nl + 1 : p + strlen(p);
 	/* no Lua call from here on: nothing may leak */
-	lines = xcalloc(n + 1, sizeof(*lines));
-	bytes = 0;
-	for (i = 0, p = s; i < n; i++) {
+	memset(&nb, 0, sizeof(nb));
+	for (bytes = 0, p = s; *p != '\0'; ) {
 		if ((nl = strchr(p, '\n')) == NULL)
 			nl = p + strlen(p);
 		len = (size_t)(nl - p);
 		if (len > 0 && p[len - 1] == '\r')
 			len--;
-		lines[i] = xstrndup(p, len);
+		body_add(&nb, p, len);
 		bytes += len + 2;
 		p = *nl == '\n' ? nl + 1 : nl;
 	}
-	for (i = 0; i < m->nbody; i++)
-		free(m->body[i]);
 	free(m->body);
-	m->body = lines;
-	m->nbody = n;
+	m->body = nb.body;
+	m->bodylen = nb.bodylen;
+	m->bodysize = nb.bodysize;
+	m->nbody = nb.nbody;
 	m->bytes = m->bytes - old + bytes;
-	if (n > 0 && m->nhdrs > 0)
+	if (m->nbody > 0 && m->nhdrs > 0)
 		m->separator = 1;
 	return 0;
 }

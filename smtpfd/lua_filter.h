@@ -27,8 +27,10 @@ struct lheader {
 struct lmsg {
 	struct lheader	*hdrs;
 	size_t		 nhdrs;
-	char		**body;
-	size_t		 nbody;
+	char		*body;		/* the body's lines, each ended by LF */
+	size_t		 bodylen;
+	size_t		 bodysize;
+	size_t		 nbody;		/* lines in it */
 	int		 in_body;
 	int		 separator;	/* a blank line ended the headers */
 	size_t		 bytes;
@@ -91,6 +93,7 @@ struct lfilter {
 	struct lcall		*running;
 	lua_State		*spare;		/* a finished coroutine */
 	int			 spare_ref;
+	struct lcall		*spare_call;	/* and its call, for reuse */
 	int			 limit_ref;	/* the limit error's object */
 	int			 commit_hook;	/* on_commit: hold messages */
 	int			 line_hook;	/* on_data_line */

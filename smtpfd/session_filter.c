@@ -72,7 +72,9 @@ sf_event(struct session *s, enum filter_event e, const char *fmt, ...)
 	ipc_add_u64(chan, s->id);
 	ipc_add_u32(chan, e);
 	ipc_add_string(chan, buf);
-	ipc_end(chan);
+	/* Nobody waits on a report: it rides with the next query or batch
+	 * of lines, and costs the engine no wake-up of its own. */
+	ipc_end_lazy(chan);
 }
 
 /*
@@ -386,11 +388,11 @@ sf_command_decided(struct session *s, enum decision_kind kind, int junk,
  * Content.
  */
 static void
-sf_data_send(struct session *s, const char *line)
+sf_data_send(struct session *s, const char *line, size_t len)
 {
-	line_batch_add(&s->f_batch, line);
+	line_batch_addn(&s->f_batch, line, len);
 	s->f_inflight++;
-	if (line_batch_full(&s->f_batch) || strcmp(line, ".") == 0)
+	if (line_batch_full(&s->f_batch) || (len == 1 && line[0] == '.'))
 		sf_data_flush(s);
 }
 
@@ -438,7 +440,7 @@ sf_content_begin(struct session *s)
 	if (!s->f_junk)
 		return;
 	if (wants_phase(s, PHASE_DATA_LINE))
-		sf_data_send(s, "X-Spam: Yes");	/* counted coming back */
+		sf_data_send(s, "X-Spam: Yes", 11);	/* counted coming back */
 	else {
 		s->msg_size += 12;		/* "X-Spam: Yes" and LF */
 		session_send_down(s, "X-Spam: Yes\r\n", 13);
@@ -452,8 +454,8 @@ sf_content_begin(struct session *s)
 void
 sf_content_line(struct session *s, const char *line, size_t len)
 {
-	char	*copy;
-	int	 end = len == 1 && line[0] == '.';
+	const char	*nul;
+	int		 end = len == 1 && line[0] == '.';
 
 	if (s->f_data_fail != NULL) {
 		/* The rest of a refused message: its end gets the reply. */
@@ -477,11 +479,10 @@ sf_content_line(struct session *s, const char *line, size_t len)
 		session_send_down(s, "\r\n", 2);
 		return;
 	}
-	copy = xmalloc(len + 1);
-	memcpy(copy, line, len);
-	copy[len] = '\0';
-	sf_data_send(s, copy);
-	free(copy);
+	/* The filter protocols carry text: a line ends at a NUL. */
+	if ((nul = memchr(line, '\0', len)) != NULL)
+		len = (size_t)(nul - line);
+	sf_data_send(s, line, len);
 	if (end) {
 		s->f_waiting = 1;	/* until the chain's "." */
 		s->f_dot_sent = 1;
