@@ -690,6 +690,18 @@ session_event(struct fsession *fs, enum filter_event ev, const char *params)
 		tx_clear(fs);
 }
 
+/*
+ * The message's "." as a client line, told when the commit phase starts
+ * (after the data-line filters, as OpenSMTPD tells it): the engine says
+ * it itself, since the frontend asks the commit question along with the
+ * "." (filter.c).
+ */
+void
+engine_client_dot(struct fsession *fs)
+{
+	session_event(fs, EVENT_PROTOCOL_CLIENT, ".");
+}
+
 /* A filter said "report": the other filters hear of it. */
 void
 engine_report_all(struct fsession *fs, struct filter *from, const char *text)

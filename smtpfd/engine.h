@@ -34,6 +34,7 @@ void	 engine_send_decision(struct fsession *, enum filter_phase,
 	    const struct decision *, int);
 void	 engine_send_line(struct fsession *, const char *);
 void	 engine_report_all(struct fsession *, struct filter *, const char *);
+void	 engine_client_dot(struct fsession *);
 
 /* filter.c */
 void	 filter_query_start(struct fsession *, enum filter_phase,

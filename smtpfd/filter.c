@@ -42,6 +42,7 @@ struct query {
 	int			 in_call;	/* inside ops->query */
 	int			 answered;	/* ... and it answered */
 	struct decision		 answer;
+	int			 held;		/* commit: the "." is not out */
 };
 
 struct stage {
@@ -62,6 +63,10 @@ static void	 query_finish(struct fsession *, const struct decision *);
 static void	 query_timeout(int, short, void *);
 static void	 stage_timeout(int, short, void *);
 static void	 stage_feed(struct fsession *, size_t, const char *);
+static void	 commit_begin(struct fsession *);
+static void	 query_free(struct fsession *);
+static void	 held_commit_drop(struct fsession *);
+static void	 pipeline_fail(struct fsession *, const struct decision *);
 
 static uint64_t
 new_token(void)
@@ -133,7 +138,12 @@ failure_decision(struct filter *f, enum filter_phase phase,
 	}
 }
 
-/* Start asking the chain about a phase. */
+/*
+ * Start asking the chain about a phase.  The commit question comes with
+ * the message's "." (one round trip less a message): it waits until the
+ * "." is out of the data-line filters, and goes with the message if the
+ * message fails in them (the frontend then answers the client itself).
+ */
 void
 filter_query_start(struct fsession *fs, enum filter_phase phase,
     const char *param)
@@ -142,12 +152,38 @@ filter_query_start(struct fsession *fs, enum filter_phase phase,
 
 	if (fs->query != NULL)
 		fatalx("%016" PRIx64 " a query while one is running", fs->id);
+	if (phase == PHASE_COMMIT && fs->pipeline != NULL &&
+	    fs->pipeline->failed)
+		return;
 	q = xcalloc(1, sizeof(*q));
 	q->phase = phase;
 	q->param = xstrdup(param);
 	evtimer_set(&q->ev_timeout, query_timeout, fs);
 	fs->query = q;
-	query_walk(fs);
+	if (phase == PHASE_COMMIT && fs->pipeline != NULL) {
+		q->held = 1;
+		return;
+	}
+	commit_begin(fs);
+}
+
+/* The walk starts; at commit, the filters hear of the "." first. */
+static void
+commit_begin(struct fsession *fs)
+{
+	fs->query->held = 0;
+	if (fs->query->phase == PHASE_COMMIT)
+		engine_client_dot(fs);
+	if (fs->query != NULL)
+		query_walk(fs);
+}
+
+/* The message failed in the data-line filters: no commit for it. */
+static void
+held_commit_drop(struct fsession *fs)
+{
+	if (fs->query != NULL && fs->query->held)
+		query_free(fs);
 }
 
 static void
@@ -339,7 +375,6 @@ filter_failure(struct filter *f, struct fsession *fs, const char *why)
 	log_warnx("%016" PRIx64 " filter %s phase data-line failed: %s",
 	    fs->id, f->name, why);
 	f->stats.failures++;
-	p->failed = 1;
 	if (!failure_decision(f, PHASE_DATA_LINE, &d)) {
 		/*
 		 * "proceed" cannot give back lines the filter swallowed:
@@ -349,7 +384,15 @@ filter_failure(struct filter *f, struct fsession *fs, const char *why)
 		snprintf(d.text, sizeof(d.text), "451 4.3.0 Temporary "
 		    "failure, try again later");
 	}
-	engine_send_decision(fs, PHASE_DATA_LINE, &d, 0);
+	pipeline_fail(fs, &d);
+}
+
+static void
+pipeline_fail(struct fsession *fs, const struct decision *d)
+{
+	fs->pipeline->failed = 1;
+	held_commit_drop(fs);
+	engine_send_decision(fs, PHASE_DATA_LINE, d, 0);
 }
 
 /*
@@ -413,8 +456,11 @@ stage_feed(struct fsession *fs, size_t n, const char *line)
 
 	if (n == p->nstages) {
 		engine_send_line(fs, line);
-		if (strcmp(line, ".") == 0)
+		if (strcmp(line, ".") == 0) {
 			pipeline_free(fs);
+			if (fs->query != NULL && fs->query->held)
+				commit_begin(fs);
+		}
 		return;
 	}
 	st = &p->stages[n];
@@ -427,8 +473,7 @@ stage_feed(struct fsession *fs, size_t n, const char *line)
 			return;
 		}
 		st->filter->stats.failures++;
-		p->failed = 1;
-		engine_send_decision(fs, PHASE_DATA_LINE, &d, 0);
+		pipeline_fail(fs, &d);
 		return;
 	}
 	if (strcmp(line, ".") == 0) {
@@ -493,5 +538,6 @@ filter_session_end(struct fsession *fs)
 void
 filter_data_abort(struct fsession *fs)
 {
+	held_commit_drop(fs);
 	pipeline_free(fs);
 }

@@ -151,6 +151,7 @@ struct session {
 	char			*f_line;	/* the command it is about */
 	size_t			 f_inflight;	/* data lines not acked */
 	int			 f_dot_sent;	/* the "." went to the engine */
+	int			 f_commit_asked; /* ... and the commit question */
 	char			*f_data_fail;	/* the message is refused */
 	int			 f_junk;	/* X-Spam: Yes on this message */
 	int			 f_junk_session;

@@ -470,9 +470,9 @@ sf_content_line(struct session *s, const char *line, size_t len)
 	}
 	if (!wants_phase(s, PHASE_DATA_LINE)) {
 		if (end) {
-			/* As OpenSMTPD, the "." is told as a client line. */
-			sf_event(s, EVENT_PROTOCOL_CLIENT, "%s", ".");
-			sf_query(s, PHASE_COMMIT, "");	/* the "." waits */
+			/* The "." waits; the engine tells it as a client
+			 * line when the commit phase starts. */
+			sf_query(s, PHASE_COMMIT, "");
 			return;
 		}
 		session_send_down(s, line, len);
@@ -486,6 +486,12 @@ sf_content_line(struct session *s, const char *line, size_t len)
 	if (end) {
 		s->f_waiting = 1;	/* until the chain's "." */
 		s->f_dot_sent = 1;
+		/* Asked now, answered once the "." is out of the chain:
+		 * a round trip less than asking when it comes back. */
+		if (wants_phase(s, PHASE_COMMIT)) {
+			sf_query(s, PHASE_COMMIT, "");
+			s->f_commit_asked = 1;
+		}
 	}
 }
 
@@ -494,13 +500,11 @@ static void
 sf_content_done(struct session *s)
 {
 	s->f_dot_sent = 0;
+	if (s->f_commit_asked)
+		return;		/* the engine goes on with the commit */
 	/* As OpenSMTPD, the "." is told as a client line when it comes
 	 * out of the data-line filters. */
 	sf_event(s, EVENT_PROTOCOL_CLIENT, "%s", ".");
-	if (wants_phase(s, PHASE_COMMIT)) {
-		sf_query(s, PHASE_COMMIT, "");
-		return;
-	}
 	sf_response(s, PHASE_COMMIT, DECISION_PROCEED, 0, NULL);
 	s->f_waiting = 0;
 	session_message_end(s);
@@ -533,6 +537,7 @@ sf_message_refused(struct session *s, const char *reply, int close)
 		free(s->f_data_fail);
 	s->f_data_fail = NULL;
 	s->f_dot_sent = 0;
+	s->f_commit_asked = 0;
 	if (s->msgid != 0) {
 		sf_event(s, EVENT_TX_ROLLBACK, "%08x", s->msgid);
 		sf_event(s, EVENT_TX_RESET, "%08x", s->msgid);
@@ -574,6 +579,7 @@ sf_decision(struct session *s, enum filter_phase phase,
 			s->f_data_fail = xstrdup(text);
 		break;
 	case PHASE_COMMIT:
+		s->f_commit_asked = 0;
 		if (refused) {
 			sf_message_refused(s, text, kind == DECISION_DISCONNECT ||
 			    strncmp(text, "421", 3) == 0);
