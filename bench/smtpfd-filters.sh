@@ -44,6 +44,7 @@
 # messages, the rows of one session count alternating, each run with a
 # fresh server; the figures are the rounds' sums.
 #
+# Where the processes run: bench/cpus.sh (BENCH_PIN).  Unpinned,
 # smtp-source, smtp-sink and the probe share the cores with the
 # servers: compare rows of one run.
 set -u
@@ -62,6 +63,7 @@ done
 BIN=$build/bin TOOLS=$build/tests/tools
 . "$top/tests/lib/common.sh"	# TMP, ensure_user, wait_gone, ...
 . "$top/tests/lib/peers.sh"	# opensmtpd_start, opensmtpd_stop
+. "$top/bench/cpus.sh"		# BENCH_PIN: servers on CPU 0, load apart
 T=$TMP
 FPORT=30537 SPORT=30538 OPORT=30539 OFPORT=30540
 MSGS=${BENCH_MSGS:-4000}	# messages per run
@@ -166,7 +168,8 @@ chain "chain3" { "rule", "lua", "exec" }
 CONF
 		echo "proxy on 127.0.0.1 port $FPORT $use forward to smtp://127.0.0.1:$SPORT no-identity"
 	} >"$T/smtpfd.conf"
-	"$BIN/smtpfd" -d -f "$T/smtpfd.conf" >"$T/smtpfd.log" 2>&1 &
+	on_server_cpu "$BIN/smtpfd" -d -f "$T/smtpfd.conf" \
+	    >"$T/smtpfd.log" 2>&1 &
 	smtpfd_pid=$!
 	wait_log "$T/smtpfd.log" "smtpfd ready" 100 || {
 		echo "bench: smtpfd did not start:" >&2
@@ -207,10 +210,13 @@ start_opensmtpd() {
 	else
 		set -- "smtp limit max-mails 1000000"
 	fi
+	server_shell
 	opensmtpd_start "$odir" "$OPORT" "$@" || {
+		load_shell
 		echo "bench: OpenSMTPD: ${PEER_SKIP:-$PEER_ERROR}" >&2
 		return 1
 	}
+	load_shell
 	opid=$(cat "$odir/smtpd.pid")
 	[ $# -eq 1 ] || peer_wait_listen "$OFPORT" "$opid" 100
 	# smtpctl wants the opensmtpq group (dpkg -x drops its setgid bit).
@@ -335,6 +341,7 @@ header() {
 echo "smtpfd-filters: $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores," \
     "$(uname -r), load $(cut -d' ' -f1-3 /proc/loadavg)," \
     "build of $(git -C "$top" rev-parse --short HEAD 2>/dev/null)"
+echo "$(pin_note)"
 echo "$MSGS messages of $SIZE bytes per run over reused sessions (and the" \
     "probe's), $ROUNDS rounds summed; cpu: all the server's processes, its" \
     "filter's included"

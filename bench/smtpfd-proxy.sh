@@ -27,9 +27,12 @@
 # through the proxy, read the 220 and idle, and the frontend's VmRSS
 # before and after is divided by N.
 #
-# smtp-source and smtp-sink run on the same cores as smtpfd: with 2 cores
-# the load generator and the sink compete with smtpfd (and the direct
-# runs do not have smtpfd competing), so compare ratios from one run.
+# Where the processes run: bench/cpus.sh.  By default smtpfd and mtad
+# run on CPU 0 and smtp-source and smtp-sink on the other CPUs, as if the
+# client and the next hop were other machines; with BENCH_PIN=no all
+# share the cores, the load generator and the sink compete with smtpfd
+# (and the direct runs do not have smtpfd competing): compare ratios
+# from one run.
 #
 # Then the same load with a real MTA downstream, as deployed: smtp-source
 # to mtad directly, and through an smtpfd proxy in xclient mode (mtad's
@@ -52,6 +55,7 @@ for c in smtp-source smtp-sink python3; do
 done
 [ -x "$build/bin/smtpfd" ] || { echo "bench: no $build/bin/smtpfd" >&2
     exit 1; }
+. "$top/bench/cpus.sh"		# BENCH_PIN: servers on CPU 0, load apart
 T=$(mktemp -d /tmp/smtpfd-bench.XXXXXX)
 chmod 755 "$T"
 FPORT=30527 SPORT=30528 MPORT=30529
@@ -89,7 +93,8 @@ hostname filter.example
 proxy on 127.0.0.1 port $FPORT forward to smtp://127.0.0.1:${2:-$SPORT} $1
 CONF
 	: >"$T/smtpfd.log"
-	"$build/bin/smtpfd" -d -f "$T/smtpfd.conf" >"$T/smtpfd.log" 2>&1 &
+	on_server_cpu "$build/bin/smtpfd" -d -f "$T/smtpfd.conf" \
+	    >"$T/smtpfd.log" 2>&1 &
 	smtpfd_pid=$!
 	i=0
 	while [ $i -lt 100 ] && ! grep -q "smtpfd ready" "$T/smtpfd.log"; do
@@ -119,7 +124,8 @@ listen on 127.0.0.1 port $MPORT xclient from <trusted>
 action "hold" mda "exit 75" user nobody
 match from any for domain <domains> action "hold"
 CONF
-	"$build/bin/mtad" -d -f "$T/mtad.conf" >"$T/mtad.log" 2>&1 &
+	on_server_cpu "$build/bin/mtad" -d -f "$T/mtad.conf" \
+	    >"$T/mtad.log" 2>&1 &
 	mtad_pid=$!
 	i=0
 	while [ $i -lt 100 ] && ! grep -q "mtad ready" "$T/mtad.log"; do
@@ -327,6 +333,7 @@ PY
 
 echo "smtpfd-proxy: $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores," \
     "$(uname -r), load $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "$(pin_note)"
 echo "$MSGS messages of $SIZE bytes per run; cpu and peak: smtpfd only"
 start_sink
 printf "%-8s %-6s %-12s | %9s | %9s %7s %8s | %5s\n" sessions reused \
