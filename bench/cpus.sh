@@ -1,20 +1,22 @@
 # bench/cpus.sh: which CPUs the benchmarks' processes run on (sourced).
 #
-# BENCH_PIN=yes (the default with 2 cores or more): the servers under
-# test (smtpfd, mtad, OpenSMTPD, Postfix, and what they start) run on
-# CPU 0, the load (smtp-source, smtp-sink, the probe) on the others, as
-# if the clients and the next hop were other machines.  A server's
-# figures are then its own: with everything on the same two cores, the
-# load generator takes what the server needs, and a relay's extra hop is
-# paid twice (its own work, and the wake-ups of processes that wait for
-# each other on busy cores).  BENCH_PIN=no: everything shares the cores,
-# as the first figures in bench/README.md were taken.
-PIN=${BENCH_PIN:-yes}
-if [ "$PIN" = yes ] && { [ "$(nproc)" -lt 2 ] ||
+# BENCH_PIN=no (the default): everything shares the cores, servers and
+# load alike, as the figures in bench/README.md were taken unless they
+# say otherwise.  BENCH_PIN=yes (2 cores or more): the servers under
+# test (smtpfd, mtad, OpenSMTPD, and what they start) run on CPU 0, the
+# load (smtp-source, smtp-sink, the probe) on the others, as if the
+# clients and the next hop were other machines: the load generator no
+# longer takes what the server needs, but all of a server's processes
+# (smtpfd's frontend, engine and filters) then share one CPU, which
+# changes how they wait for each other (bench/README.md).
+NCPUS=$(nproc)		# before this shell is pinned (nproc follows it)
+PIN=${BENCH_PIN:-no}
+if [ "$PIN" = yes ] && { [ "$NCPUS" -lt 2 ] ||
     ! command -v taskset >/dev/null; }; then
 	PIN=no
 fi
-LOAD_CPUS=1-$(($(nproc) - 1))
+LOAD_CPUS=1
+[ "$NCPUS" -gt 2 ] && LOAD_CPUS=1-$((NCPUS - 1))
 
 # The script itself, and the load it starts, stay off CPU 0.
 load_shell() {
@@ -37,10 +39,10 @@ on_server_cpu() {
 }
 pin_note() {
 	if [ "$PIN" = yes ]; then
-		echo "servers on CPU 0, load on CPU $LOAD_CPUS (BENCH_PIN=no:" \
-		    "all on all cores)"
+		echo "BENCH_PIN=yes: servers on CPU 0, load on CPU $LOAD_CPUS"
 	else
-		echo "servers and load share the $(nproc) cores"
+		echo "servers and load share the $NCPUS cores (BENCH_PIN=yes:" \
+		    "servers on CPU 0, load on the others)"
 	fi
 }
 load_shell

@@ -44,7 +44,7 @@
 # messages, the rows of one session count alternating, each run with a
 # fresh server; the figures are the rounds' sums.
 #
-# Where the processes run: bench/cpus.sh (BENCH_PIN).  Unpinned,
+# Where the processes run: bench/cpus.sh (BENCH_PIN).  By default
 # smtp-source, smtp-sink and the probe share the cores with the
 # servers: compare rows of one run.
 set -u
@@ -338,7 +338,7 @@ header() {
 	    "+cpu ms" "rate"
 }
 
-echo "smtpfd-filters: $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores," \
+echo "smtpfd-filters: $(date -u '+%Y-%m-%d %H:%M UTC'), $NCPUS cores," \
     "$(uname -r), load $(cut -d' ' -f1-3 /proc/loadavg)," \
     "build of $(git -C "$top" rev-parse --short HEAD 2>/dev/null)"
 echo "$(pin_note)"

@@ -27,12 +27,11 @@
 # through the proxy, read the 220 and idle, and the frontend's VmRSS
 # before and after is divided by N.
 #
-# Where the processes run: bench/cpus.sh.  By default smtpfd and mtad
-# run on CPU 0 and smtp-source and smtp-sink on the other CPUs, as if the
-# client and the next hop were other machines; with BENCH_PIN=no all
-# share the cores, the load generator and the sink compete with smtpfd
-# (and the direct runs do not have smtpfd competing): compare ratios
-# from one run.
+# Where the processes run: bench/cpus.sh.  By default all share the
+# cores: the load generator and the sink compete with smtpfd (and the
+# direct runs do not have smtpfd competing), so compare ratios from one
+# run.  BENCH_PIN=yes runs smtpfd and mtad on CPU 0, smtp-source and
+# smtp-sink on the others.
 #
 # Then the same load with a real MTA downstream, as deployed: smtp-source
 # to mtad directly, and through an smtpfd proxy in xclient mode (mtad's
@@ -331,7 +330,7 @@ PY
 	idle_pid=
 }
 
-echo "smtpfd-proxy: $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores," \
+echo "smtpfd-proxy: $(date -u '+%Y-%m-%d %H:%M UTC'), $NCPUS cores," \
     "$(uname -r), load $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "$(pin_note)"
 echo "$MSGS messages of $SIZE bytes per run; cpu and peak: smtpfd only"
