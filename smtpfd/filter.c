@@ -49,6 +49,7 @@ struct stage {
 	struct filter		*filter;
 	uint64_t		 token;
 	int			 done;		/* its "." came out */
+	int			 dot_in;	/* it was given the "." */
 	struct event		 ev_timeout;	/* from our "." to its "." */
 };
 
@@ -477,6 +478,7 @@ stage_feed(struct fsession *fs, size_t n, const char *line)
 		return;
 	}
 	if (strcmp(line, ".") == 0) {
+		st->dot_in = 1;
 		arm(&st->ev_timeout, st->filter->timeout_ms);
 		st->filter->stats.calls++;
 	}
@@ -498,6 +500,12 @@ filter_line(struct fsession *fs, uint64_t token, const char *line)
 	if (i == p->nstages || p->stages[i].done)
 		return;
 	if (strcmp(line, ".") == 0) {
+		if (!p->stages[i].dot_in) {
+			/* the rest of the message would go as commands */
+			filter_failure(p->stages[i].filter, fs, "it ended the "
+			    "message before the message ended");
+			return;
+		}
 		p->stages[i].done = 1;
 		evtimer_del(&p->stages[i].ev_timeout);
 		p->stages[i].filter->stats.decisions[DECISION_PROCEED]++;

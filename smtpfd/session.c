@@ -411,7 +411,7 @@ static void
 session_content(struct session *s, const char *p, size_t len, int ended)
 {
 	size_t	 body = len;
-	int	 crlf = 0, filtered = s->filtered && sf_content_filtered(s);
+	int	 crlf = 0, mid, filtered = s->filtered && sf_content_filtered(s);
 	/* With data-line filters the size is what comes out of them. */
 	int	 count = !(s->filtered && sf_data_lines(s));
 
@@ -424,9 +424,8 @@ session_content(struct session *s, const char *p, size_t len, int ended)
 	if (!ended) {
 		if (count)
 			s->msg_size += len - (!s->mid_line && p[0] == '.');
-		/* Through filters, a piece of a long line is a line. */
 		if (filtered)
-			sf_content_line(s, p, len);
+			sf_content_line(s, p, len, s->mid_line, 0);
 		else
 			send_down(s, p, len);
 		s->mid_line = 1;
@@ -443,14 +442,14 @@ session_content(struct session *s, const char *p, size_t len, int ended)
 			if (count)
 				s->msg_size += 2;
 			if (filtered)
-				sf_content_line(s, "..", 2);
+				sf_content_line(s, "..", 2, 0, 1);
 			else
 				send_down(s, "..\r\n", 4);
 			return;
 		}
 		s->in_content = 0;
 		if (filtered) {
-			sf_content_line(s, ".", 1);
+			sf_content_end(s);
 			return;
 		}
 		/* What OpenSMTPD tells filters of the end, no one asked. */
@@ -461,9 +460,10 @@ session_content(struct session *s, const char *p, size_t len, int ended)
 	}
 	if (count)
 		s->msg_size += body + 1 - (!s->mid_line && p[0] == '.');
+	mid = s->mid_line;
 	s->mid_line = 0;
 	if (filtered) {
-		sf_content_line(s, p, body);
+		sf_content_line(s, p, body, mid, 1);
 		return;
 	}
 	send_down(s, p, body);

@@ -201,7 +201,9 @@ int		 sf_data_lines(struct session *);
 int		 sf_can_read(struct session *);
 void		 sf_content_begin(struct session *);
 void		 sf_data_flush(struct session *);
-void		 sf_content_line(struct session *, const char *, size_t);
+void		 sf_content_line(struct session *, const char *, size_t, int,
+		    int);
+void		 sf_content_end(struct session *);
 void		 sf_message_refused(struct session *, const char *, int);
 int		 sf_dispatch(struct ipc_msg *);
 

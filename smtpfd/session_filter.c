@@ -17,7 +17,6 @@
  *    message under way), and a new one is made for what follows.
  */
 #include <sys/types.h>
-#include <sys/random.h>
 
 #include <inttypes.h>
 #include <stdarg.h>
@@ -448,50 +447,75 @@ sf_content_begin(struct session *s)
 }
 
 /*
- * One content line (dot-stuffed as the client sent it, without its
- * end), or "." for the end of the message.
+ * Content: a piece of a line as the client sent it (dot-stuffed),
+ * without its end.  mid: it continues a line already begun (a piece of
+ * a long line), so a dot at its start is content, not stuffing; ended:
+ * it ends its line.  The message's end comes by sf_content_end(), never
+ * from the bytes of a piece.
  */
 void
-sf_content_line(struct session *s, const char *line, size_t len)
+sf_content_line(struct session *s, const char *line, size_t len, int mid,
+    int ended)
 {
 	const char	*nul;
-	int		 end = len == 1 && line[0] == '.';
+	char		*stuffed;
 
-	if (s->f_data_fail != NULL) {
-		/* The rest of a refused message: its end gets the reply. */
-		if (end) {
-			char	*reply = s->f_data_fail;
+	if (s->f_data_fail != NULL)
+		return;		/* the rest of a refused message */
+	if (!wants_phase(s, PHASE_DATA_LINE)) {
+		session_send_down(s, line, len);
+		if (ended)
+			session_send_down(s, "\r\n", 2);
+		return;
+	}
+	/*
+	 * Through data-line filters a piece of a long line is a line.  The
+	 * filter protocols carry text: a line ends at a NUL (".\0..." is
+	 * then an empty line, not the end).
+	 */
+	if ((nul = memchr(line, '\0', len)) != NULL) {
+		len = (size_t)(nul - line);
+		if (!mid && len == 1)
+			len = 0;
+	}
+	if (mid && len > 0 && line[0] == '.') {
+		stuffed = xmalloc(len + 1);
+		stuffed[0] = '.';
+		memcpy(stuffed + 1, line, len);
+		sf_data_send(s, stuffed, len + 1);
+		free(stuffed);
+		return;
+	}
+	sf_data_send(s, line, len);
+}
 
-			s->f_data_fail = NULL;
-			sf_message_refused(s, reply, 0);
-			free(reply);
-		}
+/* The client's "." ended the message. */
+void
+sf_content_end(struct session *s)
+{
+	char	*reply;
+
+	if ((reply = s->f_data_fail) != NULL) {
+		/* The end of a refused message gets the reply. */
+		s->f_data_fail = NULL;
+		sf_message_refused(s, reply, 0);
+		free(reply);
 		return;
 	}
 	if (!wants_phase(s, PHASE_DATA_LINE)) {
-		if (end) {
-			/* The "." waits; the engine tells it as a client
-			 * line when the commit phase starts. */
-			sf_query(s, PHASE_COMMIT, "");
-			return;
-		}
-		session_send_down(s, line, len);
-		session_send_down(s, "\r\n", 2);
+		/* The "." waits; the engine tells it as a client line when
+		 * the commit phase starts. */
+		sf_query(s, PHASE_COMMIT, "");
 		return;
 	}
-	/* The filter protocols carry text: a line ends at a NUL. */
-	if ((nul = memchr(line, '\0', len)) != NULL)
-		len = (size_t)(nul - line);
-	sf_data_send(s, line, len);
-	if (end) {
-		s->f_waiting = 1;	/* until the chain's "." */
-		s->f_dot_sent = 1;
-		/* Asked now, answered once the "." is out of the chain:
-		 * a round trip less than asking when it comes back. */
-		if (wants_phase(s, PHASE_COMMIT)) {
-			sf_query(s, PHASE_COMMIT, "");
-			s->f_commit_asked = 1;
-		}
+	sf_data_send(s, ".", 1);
+	s->f_waiting = 1;	/* until the chain's "." */
+	s->f_dot_sent = 1;
+	/* Asked now, answered once the "." is out of the chain: a round
+	 * trip less than asking when it comes back. */
+	if (wants_phase(s, PHASE_COMMIT)) {
+		sf_query(s, PHASE_COMMIT, "");
+		s->f_commit_asked = 1;
 	}
 }
 
@@ -502,6 +526,11 @@ sf_content_done(struct session *s)
 	s->f_dot_sent = 0;
 	if (s->f_commit_asked)
 		return;		/* the engine goes on with the commit */
+	if (wants_phase(s, PHASE_COMMIT)) {
+		/* (the chain changed since the "." went) */
+		sf_query(s, PHASE_COMMIT, "");
+		return;
+	}
 	/* As OpenSMTPD, the "." is told as a client line when it comes
 	 * out of the data-line filters. */
 	sf_event(s, EVENT_PROTOCOL_CLIENT, "%s", ".");
@@ -517,6 +546,15 @@ sf_data_out(struct session *s, const char *line)
 	if (s->f_data_fail != NULL || (!s->f_dot_sent && !s->in_content))
 		return;		/* the message was given up */
 	if (strcmp(line, ".") == 0) {
+		if (!s->f_dot_sent) {
+			/* The rest of the client's content must not be
+			 * read as commands: the message fails instead. */
+			log_warnx("%016" PRIx64 " the data-line filters "
+			    "ended the message before the client did", s->id);
+			s->f_data_fail = xstrdup("451 4.3.0 Temporary "
+			    "failure, try again later");
+			return;
+		}
 		sf_content_done(s);
 		return;
 	}

@@ -150,6 +150,36 @@ echo "$out" | sed 's/^/# /' | cut -c1-200
 check "show filters: the exec filter is ready, with its decisions" \
     sh -c 'echo "$1" | grep -Eq "^t kind=exec state=ready .*rewrite=2 junk=1 report=1 .*reject=4 disconnect=2 failures=0"' sh "$out"
 
+# A filter that ends the message before the client did: what the client
+# sends next is still content (not commands), and the message fails.
+cat >"$TMP/early.smtp" <<SCRIPT
+test "a filter's early end of the message: 451, the rest stays content"
+connect 127.0.0.1 $P
+expect 220
+send "EHLO client.example"
+expect 250
+send "MAIL FROM:<a@b.example>"
+expect 250
+send "RCPT TO:<u@test.example>"
+expect 250
+send "DATA"
+expect 354
+send "Subject: exec early end"
+send ""
+send "end early"
+sleep 500
+send "HELP"
+send "."
+expect 451 4.3.0
+send "NOOP"
+expect 250
+SCRIPT
+"$TOOLS/smtpscript" "$TMP/early.smtp" >"$TMP/early.tap" 2>&1
+tap_relay "" <"$TMP/early.tap"
+check "  nothing is queued" [ -z "$(message_with "Subject: exec early end")" ]
+check "  the log names the filter and why" \
+    grep -q "filter t phase data-line failed: it ended the message before the message ended" "$TMP/smtpfd.log"
+
 # Failures.  A crash: the session gets the policy (tempfail), the filter
 # is restarted after 1 s, and new sessions work again.
 steps "$P" "EHLO client.example" "MAIL FROM:<crash@b.example>" \

@@ -298,6 +298,9 @@ check "data-line: a line becomes two" \
     sh -c 'grep -A1 -x "split" "$1" | grep -qx "in two"' sh "$m"
 check "data-line: a line starting with a dot keeps its dot" \
     grep -qx ".dotted" "$m"
+m=$(message_with "Subject: [lua] lua nul dot")
+check "content: a line cut at its NUL to its stuffing dot did not end the message" \
+    sh -c '[ -n "$1" ] && grep -qx "HELP" "$1" && ! grep -q "after a NUL" "$1"' sh "$m"
 m=$(message_with "Subject: [lua] lua footer")
 check "on_commit: the body is replaced (footer, a dot line)" \
     sh -c '[ -n "$1" ] && grep -qx -- "-- " "$1" && grep -qx ".a line with a dot" "$1"' sh "$m"

@@ -13,7 +13,8 @@ is asked, so that one filter exercises every decision:
   rcpt-to     reject@...: reject; bye@...: disconnect
   data-line   adds "X-Test-Filter: SESSION" before the first line;
               a line "rewrite me" becomes "rewritten by the filter";
-              a line "drop me" is dropped
+              a line "drop me" is dropped; a line "end early" becomes
+              "." (a filter that ends the message before the client)
   commit      reject when the message had a line "reject at commit"
   anything    else: proceed
 
@@ -94,6 +95,8 @@ def main():
                 continue
             elif param == "reject at commit":
                 s["reject"] = True
+            elif param == "end early":
+                param = "."	# the end, before the message's own
             elif param == ".":
                 s["lines"] = 0
             send("filter-dataline|%s|%s|%s" % (sid, token, param))
