@@ -20,7 +20,7 @@
 
 #define IO_READ_CHUNK	(64 * 1024)
 #define IO_LINGER_MS	2000	/* how long a closed socket drains */
-#define IO_LINGER_MAX	256 	/* sockets draining at once, at most */
+#define IO_LINGER_MAX	256	/* sockets draining at once, at most */
 
 /*
  * Writes are not made at once: an io with new output joins the flush
@@ -121,7 +121,7 @@ io_linger(struct io *io)
 struct io_lingering {
 	int		 fd;
 	struct event	 ev;
-	time_t		 deadline;	/* a peer that trickles ends too */
+	struct timespec	 since;		/* a peer that trickles ends too */
 };
 static int	nlinger;
 
@@ -149,7 +149,7 @@ io_close(struct io *io)
 		return;
 	}
 	l->fd = io->fd;
-	l->deadline = time(NULL) + IO_LINGER_MS / 1000 + 1;
+	clock_gettime(CLOCK_MONOTONIC, &l->since);
 	event_set(&l->ev, l->fd, EV_READ | EV_PERSIST, io_linger_read, l);
 	event_add(&l->ev, &tv);
 	nlinger++;
@@ -159,13 +159,17 @@ static void
 io_linger_read(int fd, short event, void *arg)
 {
 	struct io_lingering	*l = arg;
-	char			 buf[4096];
-	ssize_t			 n = -1;
+	struct timespec		 now;
+	char			 buf[16384];
+	ssize_t			 n;
 
 	if (event & EV_READ) {
 		n = read(fd, buf, sizeof(buf));
+		clock_gettime(CLOCK_MONOTONIC, &now);
 		if ((n > 0 || (n == -1 && (errno == EAGAIN ||
-		    errno == EINTR))) && time(NULL) < l->deadline)
+		    errno == EINTR))) && (now.tv_sec - l->since.tv_sec) *
+		    1000 + (now.tv_nsec - l->since.tv_nsec) / 1000000 <
+		    IO_LINGER_MS)
 			return;
 	}
 	/* the peer closed, or reset, or took too long */
@@ -443,7 +447,7 @@ io_rearm_timeout(struct io *io)
 {
 	struct timeval	 tv;
 
-	if (io->timeout_ms <= 0 || io->armed <= 0)
+	if (io->freed || io->timeout_ms <= 0 || io->armed <= 0)
 		return;
 	tv.tv_sec = io->timeout_ms / 1000;
 	tv.tv_usec = (io->timeout_ms % 1000) * 1000;

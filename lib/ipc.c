@@ -692,6 +692,8 @@ ipc_write_cb(int fd, short event, void *arg)
 	}
 	if (r == 0)
 		event_add(&chan->ev_write, NULL);	/* the socket is full */
+	else
+		evtimer_del(&chan->ev_lazy);	/* what it waited for went */
 }
 
 static void

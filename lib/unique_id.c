@@ -3,8 +3,9 @@
  *
  * splitmix64 over a counter that starts at a random point: the mixing
  * function is a bijection of 64-bit integers, so distinct counter
- * values give distinct identifiers, and its avalanche hides the order.
- * Not for secrets: nothing here is a key or a nonce.
+ * values give distinct identifiers.  It can be inverted: nothing here
+ * may serve as a key, a nonce or a secret.  The daemons' processes are
+ * exec'd, not just forked, so each seeds its own counter.
  */
 #include <sys/random.h>
 

@@ -1,7 +1,8 @@
 /*
  * Identifiers for sessions, messages and filter calls: never 0, never
- * the same twice in a process, and not guessable from the previous
- * one.  Cheap: one getrandom(2) per process, not one per identifier
+ * the same twice in a process, different from one process and one run
+ * to the next.  Not secrets: one identifier gives away the ones that
+ * follow.  Cheap: one getrandom(2) per process, not one per identifier
  * (glibc's arc4random() makes a system call each time).
  */
 #ifndef UNIQUE_ID_H

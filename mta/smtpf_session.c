@@ -45,7 +45,7 @@
 #define FS_CHUNK		4000
 #define FS_OUTPUT_MAX		(64 * 1024)	/* unread replies: pause */
 #define FS_DRAIN_TIMEOUT	10		/* seconds for last words */
-#define FS_HELD_MAX		(64 * 1024)	/* a multi-line reply, unended */
+#define FS_HELD_MAX		(256 * 1024)	/* a multi-line reply, unended */
 
 static TAILQ_HEAD(, fsession)	 fsessions = TAILQ_HEAD_INITIALIZER(fsessions);
 static size_t			 nfsessions;
@@ -399,14 +399,14 @@ fsession_wrong_state(struct fsession *s, const struct smtpf_msg *msg,
 /*
  * A reply line for the client.  The lines of a multi-line reply are held
  * until its last one: should the link die in between, the client gets a
- * clean 421 rather than "250-" lines continued by a 421.
+ * clean 421 rather than "250-" lines continued by a 421.  (A reply over
+ * FS_HELD_MAX goes as it comes.)
  */
-static int
+static void
 fsession_reply_line(struct fsession *s, const char *line, size_t len)
 {
-	if (len > 3 && line[3] == '-') {
-		if (s->heldlen + len + 2 > FS_HELD_MAX)
-			return -1;
+	if (len > 3 && line[3] == '-' &&
+	    s->heldlen + len + 2 <= FS_HELD_MAX) {
 		if (s->heldlen + len + 2 > s->heldsize) {
 			s->heldsize = s->heldlen + len + 2 + 256;
 			s->held = xreallocarray(s->held, s->heldsize, 1);
@@ -414,7 +414,7 @@ fsession_reply_line(struct fsession *s, const char *line, size_t len)
 		memcpy(s->held + s->heldlen, line, len);
 		memcpy(s->held + s->heldlen + len, "\r\n", 2);
 		s->heldlen += len + 2;
-		return 0;
+		return;
 	}
 	if (s->heldlen > 0) {
 		io_write(s->io, s->held, s->heldlen);
@@ -422,7 +422,6 @@ fsession_reply_line(struct fsession *s, const char *line, size_t len)
 	}
 	io_write(s->io, line, len);
 	io_write(s->io, "\r\n", 2);
-	return 0;
 }
 
 /*
@@ -438,12 +437,7 @@ fsession_message(struct fsession *s, const struct smtpf_msg *msg, char *err,
 		if (s->state != FS_OPEN)
 			return fsession_wrong_state(s, msg, err, errlen);
 		log_debug("%016" PRIx64 " smtpf >>> %s", s->id, msg->field[1]);
-		if (fsession_reply_line(s, msg->field[1], msg->lastlen) == -1) {
-			snprintf(err, errlen, "session %016" PRIx64 ": a "
-			    "multi-line reply over %d bytes", s->id,
-			    FS_HELD_MAX);
-			return -1;
-		}
+		fsession_reply_line(s, msg->field[1], msg->lastlen);
 		if (!s->out_paused && io_queued(s->io) > FS_OUTPUT_MAX) {
 			s->out_paused = 1;
 			fsession_send(s, SMTPF_PAUSE, NULL);
@@ -465,9 +459,10 @@ fsession_message(struct fsession *s, const struct smtpf_msg *msg, char *err,
 		io_write(s->io, "\r\n", 2);
 		return 0;
 	case SMTPF_CLOSE:
-		/* before tls too: smtpfd may give up on a client any time */
-		if (s->state != FS_OPEN && s->state != FS_STARTTLS_FLUSH &&
-		    s->state != FS_STARTTLS)
+		/* before tls too: smtpfd may give up on a client any time
+		 * (but not in the middle of a reply) */
+		if ((s->state != FS_OPEN && s->state != FS_STARTTLS_FLUSH &&
+		    s->state != FS_STARTTLS) || s->heldlen > 0)
 			return fsession_wrong_state(s, msg, err, errlen);
 		if (s->state == FS_STARTTLS || io_queued(s->io) == 0) {
 			fsession_end(s, "closed");

@@ -69,11 +69,6 @@ static void	 query_free(struct fsession *);
 static void	 held_commit_drop(struct fsession *);
 static void	 pipeline_fail(struct fsession *, const struct decision *);
 
-static uint64_t
-new_token(void)
-{
-	return unique_id();
-}
 
 static double
 elapsed(const struct timespec *since)
@@ -263,7 +258,7 @@ query_walk(struct fsession *fs)
 			continue;
 		}
 		q->asking = f;
-		q->token = new_token();
+		q->token = unique_id();
 		q->answered = 0;
 		q->in_call = 1;
 		clock_gettime(CLOCK_MONOTONIC, &q->asked_at);
@@ -429,7 +424,7 @@ pipeline_new(struct fsession *fs)
 		if (!(f->phases & (1U << PHASE_DATA_LINE)) && !f->broken)
 			continue;
 		p->stages[p->nstages].filter = f;
-		p->stages[p->nstages].token = new_token();
+		p->stages[p->nstages].token = unique_id();
 		evtimer_set(&p->stages[p->nstages].ev_timeout, stage_timeout,
 		    fs);
 		p->nstages++;

@@ -93,7 +93,7 @@ struct lfilter {
 	struct lcall		*running;
 	lua_State		*spare;		/* a finished coroutine */
 	int			 spare_ref;
-	struct lcall		*spare_call;	/* and its call, for reuse */
+	struct lcall		*spare_call;	/* a finished call, for reuse */
 	int			 limit_ref;	/* the limit error's object */
 	int			 commit_hook;	/* on_commit: hold messages */
 	int			 line_hook;	/* on_data_line */

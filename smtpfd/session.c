@@ -65,11 +65,6 @@ static void	 send_down(struct session *, const char *, size_t);
 static void	 local_reply(struct session *, const char *);
 static int	 parse_identity(struct session *, const char *, int);
 
-uint64_t
-session_next_id(void)
-{
-	return unique_id();
-}
 
 struct session *
 session_new(struct listener *l, const struct front_ops *front, void *ctx,
@@ -78,7 +73,7 @@ session_new(struct listener *l, const struct front_ops *front, void *ctx,
 	struct session	*s;
 
 	s = xcalloc(1, sizeof(*s));
-	s->id = session_next_id();
+	s->id = unique_id();
 	s->front = front;
 	s->front_ctx = ctx;
 	s->listener = l;

@@ -225,6 +225,5 @@ void		 links_reconfigured(void);
 size_t		 links_count(void);
 
 /* A monotonic session id, unique in this process's life. */
-uint64_t	 session_next_id(void);
 
 #endif
