@@ -331,17 +331,20 @@ lua_api_session(lua_State *L, struct lsession *ls)
 	/* Nothing changed since the last call (a message's lines). */
 	if (ls->table_synced && ls->table_version == fs->version)
 		return;
+	if (!ls->table_synced) {
+		/* What the session is from its start to its end. */
+		snprintf(buf, sizeof(buf), "%016" PRIx64, fs->id);
+		set_string(L, "id", buf);
+		set_string(L, "filter", ls->lf->f->name);
+		set_string(L, "addr", fs->addr);
+		set_integer(L, "port", fs->port);
+		set_string(L, "local_addr", fs->local_addr);
+		set_integer(L, "local_port", fs->local_port);
+		set_string(L, "rdns", fs->rdns);
+		set_string(L, "tag", fs->tag);
+	}
 	ls->table_synced = 1;
 	ls->table_version = fs->version;
-	snprintf(buf, sizeof(buf), "%016" PRIx64, fs->id);
-	set_string(L, "id", buf);
-	set_string(L, "filter", ls->lf->f->name);
-	set_string(L, "addr", fs->addr);
-	set_integer(L, "port", fs->port);
-	set_string(L, "local_addr", fs->local_addr);
-	set_integer(L, "local_port", fs->local_port);
-	set_string(L, "rdns", fs->rdns);
-	set_string(L, "tag", fs->tag);
 	set_string(L, "helo", fs->helo);
 	set_boolean(L, "tls", fs->tls);
 	set_string(L, "tls_info", fs->tls_info);
