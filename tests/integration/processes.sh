@@ -42,6 +42,10 @@ CONF
 			continue
 		fi
 		ok "$d has a child titled '$d: $role'"
+		# smtpfd's engine takes its work by the batch (SPEC 1.1)
+		[ "$d:$role" = smtpfd:engine ] &&
+		    check "$d: $role is scheduled as SCHED_BATCH" \
+		    sh -c 'chrt -p "$1" | grep -q SCHED_BATCH' sh "$cpid"
 		if ! is_root; then
 			continue
 		fi
