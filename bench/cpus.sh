@@ -1,4 +1,5 @@
-# bench/cpus.sh: which CPUs the benchmarks' processes run on (sourced).
+# bench/cpus.sh: which CPUs the benchmarks' processes run on, and how
+# much CPU time they take (sourced).
 #
 # BENCH_PIN=no (the default): everything shares the cores, servers and
 # load alike, as the figures in bench/README.md were taken unless they
@@ -45,4 +46,23 @@ pin_note() {
 		    "servers on CPU 0, load on the others)"
 	fi
 }
+# tree PID: the processes under PID, PID included.
+tree() {
+	[ -n "$1" ] || return 0
+	echo "$1"
+	for c in $(ps -o pid= --ppid "$1"); do
+		tree "$c"
+	done
+}
+# cpu PID: clock ticks of user+system time of PID's tree, with what the
+# processes collected from their reaped children.
+cpu() {
+	total=0
+	for p in $(tree "$1"); do
+		t=$(awk '{ print $14 + $15 + $16 + $17 }' "/proc/$p/stat" 2>/dev/null)
+		total=$((total + ${t:-0}))
+	done
+	echo "$total"
+}
+
 load_shell

@@ -14,6 +14,8 @@
 # the server's processes; memory the sum of their peak resident sizes.
 set -u
 top=$(cd "$(dirname "$0")/.." && pwd)
+BENCH_PIN=no			# (this one pins nothing)
+. "$top/bench/cpus.sh"		# tree, cpu
 build=${1:-$top/build}
 [ "$(id -u)" -eq 0 ] || { echo "bench: run as root (Postfix)" >&2; exit 1; }
 command -v smtp-source >/dev/null || { echo "bench: make deps first" >&2; exit 1; }
@@ -119,26 +121,8 @@ stop_all() {
 	stop_postfix
 }
 
-# All processes under a root pid (the root included).
-tree() {
-	[ -n "$1" ] || return 0
-	echo "$1"
-	for c in $(ps -o pid= --ppid "$1"); do
-		tree "$c"
-	done
-}
 postfix_root() {
 	cat "$T/pf/spool/pid/master.pid" 2>/dev/null | tr -d ' '
-}
-# cpu ROOT: clock ticks of user+system time of the tree (live processes)
-# plus what the root collected from its reaped children.
-cpu() {
-	total=0
-	for p in $(tree "$1"); do
-		t=$(awk '{ print $14 + $15 + $16 + $17 }' "/proc/$p/stat" 2>/dev/null)
-		total=$((total + ${t:-0}))
-	done
-	echo "$total"
 }
 # rss ROOT: sum of peak resident sizes in KB.
 rss() {

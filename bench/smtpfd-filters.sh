@@ -63,7 +63,7 @@ done
 BIN=$build/bin TOOLS=$build/tests/tools
 . "$top/tests/lib/common.sh"	# TMP, ensure_user, wait_gone, ...
 . "$top/tests/lib/peers.sh"	# opensmtpd_start, opensmtpd_stop
-. "$top/bench/cpus.sh"		# BENCH_PIN: servers on CPU 0, load apart
+. "$top/bench/cpus.sh"		# BENCH_PIN, tree, cpu
 T=$TMP
 FPORT=30537 SPORT=30538 OPORT=30539 OFPORT=30540
 MSGS=${BENCH_MSGS:-4000}	# messages per run
@@ -84,24 +84,6 @@ stop_pid() {
 	kill "$1" 2>/dev/null
 	wait_gone "$1" 50 || kill -9 "$1" 2>/dev/null
 	wait "$1" 2>/dev/null
-}
-# All processes under a root pid (the root included).
-tree() {
-	[ -n "$1" ] || return 0
-	echo "$1"
-	for c in $(children_of "$1"); do
-		tree "$c"
-	done
-}
-# cpu ROOT: clock ticks of user+system time of the tree, with what the
-# processes collected from reaped children.
-cpu() {
-	total=0
-	for p in $(tree "$1"); do
-		t=$(awk '{ print $14 + $15 + $16 + $17 }' "/proc/$p/stat" 2>/dev/null)
-		total=$((total + ${t:-0}))
-	done
-	echo "$total"
 }
 # filter_cpu ROOT: the ticks of the filter_noop processes in the tree.
 filter_cpu() {

@@ -54,7 +54,7 @@ for c in smtp-source smtp-sink python3; do
 done
 [ -x "$build/bin/smtpfd" ] || { echo "bench: no $build/bin/smtpfd" >&2
     exit 1; }
-. "$top/bench/cpus.sh"		# BENCH_PIN: servers on CPU 0, load apart
+. "$top/bench/cpus.sh"		# BENCH_PIN, tree, cpu
 T=$(mktemp -d /tmp/smtpfd-bench.XXXXXX)
 chmod 755 "$T"
 FPORT=30527 SPORT=30528 MPORT=30529
@@ -190,30 +190,12 @@ sys.exit(1)
 PY
 }
 
-# All processes under a root pid (the root included).
-tree() {
-	[ -n "$1" ] || return 0
-	echo "$1"
-	for c in $(ps -o pid= --ppid "$1"); do
-		tree "$c"
-	done
-}
 frontend() {
 	for p in $(tree "$smtpfd_pid"); do
 		case $(tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null) in
 		*frontend*)	echo "$p"; return ;;
 		esac
 	done
-}
-# cpu ROOT: clock ticks of user+system time of the tree, with what the
-# processes collected from reaped children.
-cpu() {
-	total=0
-	for p in $(tree "$1"); do
-		t=$(awk '{ print $14 + $15 + $16 + $17 }' "/proc/$p/stat" 2>/dev/null)
-		total=$((total + ${t:-0}))
-	done
-	echo "$total"
 }
 status() {
 	awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status" 2>/dev/null
