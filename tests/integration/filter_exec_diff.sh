@@ -129,18 +129,7 @@ check "opensmtpd: the filter saw both sessions end" \
 opensmtpd_stop "$TMP/os"
 
 # --- smtpfd 0.6 in front of mtad.
-cat >"$TMP/mtad.conf" <<CONF
-user "$user"
-chroot "$TMP/empty"
-queue path "$TMP/queue"
-control socket "$TMP/mtad.sock"
-hostname mx.test.example
-table trusted { 127.0.0.1 }
-table domains { test.example }
-listen on 127.0.0.1 port $D xclient from <trusted>
-action "local" mda "exit 75" user nobody
-match from any for domain <domains> action "local"
-CONF
+downstream_mtad_conf "$D"
 cat >"$TMP/smtpfd.conf" <<CONF
 user _smtpfd
 chroot "$TMP/empty"

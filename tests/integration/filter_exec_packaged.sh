@@ -50,18 +50,7 @@ openssl rsa -in "$TMP/dkim.key" -pubout -outform DER 2>/dev/null |
     base64 -w0 >"$TMP/dkim.pub"
 chmod 644 "$TMP/dkim.key"
 
-cat >"$TMP/mtad.conf" <<CONF
-user "$user"
-chroot "$TMP/empty"
-queue path "$TMP/queue"
-control socket "$TMP/mtad.sock"
-hostname mx.test.example
-table trusted { 127.0.0.1 }
-table domains { test.example }
-listen on 127.0.0.1 port $D xclient from <trusted>
-action "local" mda "exit 75" user nobody
-match from any for domain <domains> action "local"
-CONF
+downstream_mtad_conf "$D"
 
 cat >"$TMP/smtpfd.conf" <<CONF
 user "$fuser"

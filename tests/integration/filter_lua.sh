@@ -19,18 +19,7 @@ P=$1 D=$2 PE=$3 PL=$4 PB=$5 PD=$6 DNSPORT=$7
 SOCK="$TMP/smtpfd.sock"
 scenarios="$(dirname "$0")/../scenarios/filters"
 
-cat >"$TMP/mtad.conf" <<CONF
-user "$user"
-chroot "$TMP/empty"
-queue path "$TMP/queue"
-control socket "$TMP/mtad.sock"
-hostname mx.test.example
-table trusted { 127.0.0.1 }
-table domains { test.example }
-listen on 127.0.0.1 port $D xclient from <trusted>
-action "local" mda "exit 75" user nobody
-match from any for domain <domains> action "local"
-CONF
+downstream_mtad_conf "$D"
 
 # Every phase, every decision.
 cat >"$TMP/policy.lua" <<'LUA'

@@ -16,18 +16,7 @@ ctl() {
 	"$BIN/smtpfctl" -s "$SOCK" "$@"
 }
 
-cat >"$TMP/mtad.conf" <<CONF
-user "$user"
-chroot "$TMP/empty"
-queue path "$TMP/queue"
-control socket "$TMP/mtad.sock"
-hostname mx.test.example
-table trusted { 127.0.0.1 }
-table domains { test.example }
-listen on 127.0.0.1 port $D xclient from <trusted>
-action "local" mda "exit 75" user nobody
-match from any for domain <domains> action "local"
-CONF
+downstream_mtad_conf "$D"
 
 # smtpfd_conf RCPT-REPLY: the rules, with the rcpt-to reply to tell
 # the generations apart

@@ -18,18 +18,7 @@ set -- $(free_ports 3)
 P=$1 D=$2 M=$3
 SOCK="$TMP/smtpfd.sock"
 
-cat >"$TMP/mtad.conf" <<CONF
-user "$user"
-chroot "$TMP/empty"
-queue path "$TMP/queue"
-control socket "$TMP/mtad.sock"
-hostname mx.test.example
-table trusted { 127.0.0.1 }
-table domains { test.example }
-listen on 127.0.0.1 port $D xclient from <trusted>
-action "local" mda "exit 75" user nobody
-match from any for domain <domains> action "local"
-CONF
+downstream_mtad_conf "$D"
 
 # smtpfd_conf METRICS-PORT
 smtpfd_conf() {
