@@ -25,6 +25,9 @@ static void	ipc_write_cb(int, short, void *);
 static void	ipc_flush_cb(int, short, void *);
 static void	ipc_lazy_cb(int, short, void *);
 static void	ipc_queue(struct ipc_chan *);
+static void	ipc_obuf_reserve(struct ipc_chan *, size_t);
+
+#define IPC_OBUF_KEEP	(128 * 1024)	/* kept between bursts */
 static int	ipc_write_some(struct ipc_chan *);
 static int	ipc_process_input(struct ipc_chan *);
 static void	ipc_malformed(struct ipc_chan *, const char *, ...)
@@ -49,7 +52,6 @@ ipc_chan_init(struct ipc_chan *chan, int fd, const char *peer,
 	chan->closed = closed;
 	chan->arg = arg;
 	chan->out_fd = -1;
-	TAILQ_INIT(&chan->outq);
 	if (fd != -1) {
 		event_set(&chan->ev_read, fd, EV_READ | EV_PERSIST,
 		    ipc_read_cb, chan);
@@ -64,8 +66,7 @@ ipc_chan_init(struct ipc_chan *chan, int fd, const char *peer,
 void
 ipc_chan_close(struct ipc_chan *chan)
 {
-	struct ipc_outbuf	*ob;
-	int			 i;
+	size_t	 i;
 
 	if (chan->events_set) {
 		event_del(&chan->ev_read);
@@ -75,14 +76,15 @@ ipc_chan_close(struct ipc_chan *chan)
 		chan->flush_queued = 0;
 		chan->events_set = 0;
 	}
-	while ((ob = TAILQ_FIRST(&chan->outq)) != NULL) {
-		TAILQ_REMOVE(&chan->outq, ob, entry);
-		if (ob->fd != -1)
-			close(ob->fd);
-		free(ob->data);
-		free(ob);
-	}
-	for (i = 0; i < chan->nfdq; i++)
+	for (i = 0; i < chan->nofds; i++)
+		close(chan->ofds[i].fd);
+	free(chan->ofds);
+	chan->ofds = NULL;
+	chan->nofds = chan->ofdsize = 0;
+	free(chan->obuf);
+	chan->obuf = NULL;
+	chan->ooff = chan->olen = chan->osize = 0;
+	for (i = 0; i < (size_t)chan->nfdq; i++)
 		close(chan->fdq[i]);
 	chan->nfdq = 0;
 	if (chan->fd != -1)
@@ -218,7 +220,6 @@ static void
 ipc_queue(struct ipc_chan *chan)
 {
 	const struct ipc_type	*t = chan->out_desc;
-	struct ipc_outbuf	*ob;
 	struct ipc_hdr		 hdr;
 	size_t			 plen = chan->outlen - sizeof(hdr);
 	char			 err[128];
@@ -235,14 +236,44 @@ ipc_queue(struct ipc_chan *chan)
 	hdr.len = (uint32_t)plen;
 	memcpy(chan->out, &hdr, sizeof(hdr));
 
-	ob = xcalloc(1, sizeof(*ob));
-	ob->data = xmalloc(chan->outlen);
-	memcpy(ob->data, chan->out, chan->outlen);
-	ob->len = chan->outlen;
-	ob->fd = chan->out_fd;
-	TAILQ_INSERT_TAIL(&chan->outq, ob, entry);
+	ipc_obuf_reserve(chan, chan->outlen);
+	memcpy(chan->obuf + chan->olen, chan->out, chan->outlen);
+	chan->olen += chan->outlen;
+	if (chan->out_fd != -1) {
+		if (chan->nofds == chan->ofdsize) {
+			chan->ofdsize = chan->ofdsize ? chan->ofdsize * 2 : 4;
+			chan->ofds = xreallocarray(chan->ofds, chan->ofdsize,
+			    sizeof(*chan->ofds));
+		}
+		chan->ofds[chan->nofds].end = chan->olen;
+		chan->ofds[chan->nofds++].fd = chan->out_fd;
+	}
 	chan->out_desc = NULL;
 	chan->out_fd = -1;
+}
+
+/*
+ * Queued messages are one run of bytes: a message costs a copy, not an
+ * allocation.  What was written is dropped when room is needed.
+ */
+static void
+ipc_obuf_reserve(struct ipc_chan *chan, size_t more)
+{
+	size_t	 i;
+
+	if (chan->ooff > 0 && chan->olen + more > chan->osize) {
+		memmove(chan->obuf, chan->obuf + chan->ooff,
+		    chan->olen - chan->ooff);
+		for (i = 0; i < chan->nofds; i++)
+			chan->ofds[i].end -= chan->ooff;
+		chan->olen -= chan->ooff;
+		chan->ooff = 0;
+	}
+	if (chan->olen + more <= chan->osize)
+		return;
+	chan->osize = chan->olen + more < 4096 ? 4096 :
+	    (chan->olen + more) * 2;
+	chan->obuf = xreallocarray(chan->obuf, chan->osize, 1);
 }
 
 void
@@ -375,6 +406,16 @@ ipc_get_string(struct ipc_msg *msg)
 	return (const char *)ipc_get_field(msg, IPC_FIELD_STRING, &len);
 }
 
+const char *
+ipc_get_stringn(struct ipc_msg *msg, size_t *lenp)
+{
+	const char	*s;
+
+	s = (const char *)ipc_get_field(msg, IPC_FIELD_STRING, lenp);
+	(*lenp)--;	/* ipc_validate() saw the NUL last */
+	return s;
+}
+
 const void *
 ipc_get_data(struct ipc_msg *msg, size_t *lenp)
 {
@@ -402,7 +443,7 @@ ipc_get_end(struct ipc_msg *msg)
 static void
 ipc_update_events(struct ipc_chan *chan)
 {
-	if (!chan->events_set || TAILQ_EMPTY(&chan->outq))
+	if (!chan->events_set || chan->ooff == chan->olen)
 		return;
 	if (chan->flush_queued || event_pending(&chan->ev_write, EV_WRITE,
 	    NULL))
@@ -591,17 +632,14 @@ ipc_read_cb(int fd, short event, void *arg)
 	ipc_process_input(chan);
 }
 
-/* Returns 1 when the queue is empty, 0 when more is left, -1 on error. */
 /*
- * Write what is queued, many messages per sendmsg(2): a relay sends
- * small messages by the thousand, and a system call each was most of
- * its cost.  A batch ends with the first message that carries a
- * descriptor (attached to the batch: the receiver hands descriptors to
- * the messages flagged for one, in order, so it cannot go astray).
+ * Write what is queued, all of it per sendmsg(2): a relay sends small
+ * messages by the thousand, and a system call each was most of its
+ * cost.  A batch ends with the first message that carries a descriptor
+ * (attached to the batch: the receiver hands descriptors to the
+ * messages flagged for one, in order, so it cannot go astray).
  * Returns 1 when all is written, 0 when the socket is full, -1 on error.
  */
-#define IPC_WRITE_BATCH	64
-
 static int
 ipc_write_some(struct ipc_chan *chan)
 {
@@ -609,28 +647,25 @@ ipc_write_some(struct ipc_chan *chan)
 		struct cmsghdr	 hdr;
 		char		 buf[CMSG_SPACE(sizeof(int))];
 	} cmsgbuf;
-	struct ipc_outbuf	*ob, *next;
 	struct cmsghdr		*cmsg;
 	struct msghdr		 mh;
-	struct iovec		 iov[IPC_WRITE_BATCH];
+	struct iovec		 iov;
 	ssize_t			 n;
-	size_t			 niov, left;
+	size_t			 end;
 	int			 fd;
 
-	while ((ob = TAILQ_FIRST(&chan->outq)) != NULL) {
+	while (chan->ooff < chan->olen) {
 		memset(&mh, 0, sizeof(mh));
+		end = chan->olen;
 		fd = -1;
-		for (niov = 0; ob != NULL && niov < IPC_WRITE_BATCH;
-		    ob = TAILQ_NEXT(ob, entry)) {
-			iov[niov].iov_base = ob->data + ob->off;
-			iov[niov++].iov_len = ob->len - ob->off;
-			if (ob->fd != -1 && ob->off == 0) {
-				fd = ob->fd;
-				break;
-			}
+		if (chan->nofds > 0) {
+			end = chan->ofds[0].end;
+			fd = chan->ofds[0].fd;
 		}
-		mh.msg_iov = iov;
-		mh.msg_iovlen = niov;
+		iov.iov_base = chan->obuf + chan->ooff;
+		iov.iov_len = end - chan->ooff;
+		mh.msg_iov = &iov;
+		mh.msg_iovlen = 1;
 		if (fd != -1) {
 			memset(&cmsgbuf, 0, sizeof(cmsgbuf));
 			mh.msg_control = &cmsgbuf.buf;
@@ -649,27 +684,19 @@ ipc_write_some(struct ipc_chan *chan)
 			return -1;
 		}
 		/* The descriptor went with the first byte: not again. */
-		if (fd != -1)
-			TAILQ_FOREACH(ob, &chan->outq, entry)
-				if (ob->fd == fd) {
-					close(ob->fd);
-					ob->fd = -1;
-					break;
-				}
-		for (left = (size_t)n, ob = TAILQ_FIRST(&chan->outq);
-		    ob != NULL; ob = next) {
-			next = TAILQ_NEXT(ob, entry);
-			if (left < ob->len - ob->off) {
-				ob->off += left;
-				break;
-			}
-			left -= ob->len - ob->off;
-			TAILQ_REMOVE(&chan->outq, ob, entry);
-			free(ob->data);
-			free(ob);
-			if (left == 0)
-				break;
+		if (fd != -1) {
+			close(fd);
+			memmove(chan->ofds, chan->ofds + 1,
+			    --chan->nofds * sizeof(*chan->ofds));
 		}
+		chan->ooff += (size_t)n;
+	}
+	chan->ooff = chan->olen = 0;
+	if (chan->osize > IPC_OBUF_KEEP) {
+		/* a burst is over: its memory goes */
+		free(chan->obuf);
+		chan->obuf = NULL;
+		chan->osize = 0;
 	}
 	return 1;
 }

@@ -69,11 +69,9 @@ enum ipc_trust {
 	IPC_PEER_CLIENT,	/* e.g. a control client: malformed = drop it */
 };
 
-struct ipc_outbuf {
-	TAILQ_ENTRY(ipc_outbuf)	 entry;
-	uint8_t			*data;
-	size_t			 len;
-	size_t			 off;
+/* A queued message's descriptor: it goes with the message's batch. */
+struct ipc_outfd {
+	size_t			 end;	/* where its message ends in obuf */
 	int			 fd;
 };
 
@@ -100,7 +98,14 @@ struct ipc_chan {
 	size_t			 insize;
 	int			 fdq[IPC_MAX_FDS];
 	int			 nfdq;
-	TAILQ_HEAD(, ipc_outbuf) outq;
+	/* messages queued, written from ooff to olen */
+	uint8_t			*obuf;
+	size_t			 ooff;
+	size_t			 olen;
+	size_t			 osize;
+	struct ipc_outfd	*ofds;		/* in the order of obuf */
+	size_t			 nofds;
+	size_t			 ofdsize;
 
 	/* message being composed */
 	const struct ipc_type	*out_desc;
@@ -135,6 +140,8 @@ int	 ipc_flush(struct ipc_chan *);
 uint32_t	 ipc_get_u32(struct ipc_msg *);
 uint64_t	 ipc_get_u64(struct ipc_msg *);
 const char	*ipc_get_string(struct ipc_msg *);
+/* The same, and its length (the NUL not counted). */
+const char	*ipc_get_stringn(struct ipc_msg *, size_t *);
 const void	*ipc_get_data(struct ipc_msg *, size_t *);
 void		 ipc_get_end(struct ipc_msg *);
 

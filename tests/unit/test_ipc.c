@@ -77,7 +77,6 @@ static size_t
 compose_mixed(uint8_t *buf, size_t size)
 {
 	struct ipc_chan		 tx;
-	struct ipc_outbuf	*ob;
 	size_t			 len;
 
 	ipc_chan_init(&tx, -1, "test", IPC_PEER_INTERNAL, types, NTYPES,
@@ -88,9 +87,8 @@ compose_mixed(uint8_t *buf, size_t size)
 	ipc_add_string(&tx, "hello");
 	ipc_add_data(&tx, "a\0b", 3);
 	ipc_end(&tx);
-	ob = TAILQ_FIRST(&tx.outq);
-	len = ob->len < size ? ob->len : size;
-	memcpy(buf, ob->data, len);
+	len = tx.olen - tx.ooff < size ? tx.olen - tx.ooff : size;
+	memcpy(buf, tx.obuf + tx.ooff, len);
 	ipc_chan_close(&tx);
 	return len;
 }
