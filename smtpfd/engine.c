@@ -794,10 +794,11 @@ session_query(struct fsession *fs, enum filter_phase phase, const char *param)
 }
 
 static void
-session_data_line(void *arg, const char *line)
+session_data_line(void *arg, const char *line, size_t len)
 {
 	struct fsession	*fs = arg;
 
+	(void)len;
 	if (fs->chain == NULL)
 		engine_send_line(fs, line);	/* bypassed: straight back */
 	else
@@ -806,12 +807,12 @@ session_data_line(void *arg, const char *line)
 
 /* A batch of data lines, acknowledged as a whole. */
 static int
-session_data(struct fsession *fs, const char *lines, uint32_t n)
+session_data(struct fsession *fs, const char *lines, size_t len, uint32_t n)
 {
 	struct esession	*es = (struct esession *)fs;
 
 	es->unacked += n;
-	if (line_batch_each(lines, n, session_data_line, fs) == -1)
+	if (line_batch_each(lines, len, n, session_data_line, fs) == -1)
 		return -1;
 	if (fs->chain == NULL || !backlogged(fs))
 		send_ack(fs);
@@ -1042,6 +1043,7 @@ engine_dispatch(struct ipc_chan *chan, struct ipc_msg *msg)
 {
 	struct fsession	*fs = NULL;
 	const char	*s;
+	size_t		 len;
 	uint64_t	 id;
 	uint32_t	 u;
 
@@ -1102,9 +1104,9 @@ engine_dispatch(struct ipc_chan *chan, struct ipc_msg *msg)
 		return 0;
 	case SMTPFD_MSG_FILTER_DATA:
 		u = ipc_get_u32(msg);
-		s = ipc_get_string(msg);
+		s = ipc_get_stringn(msg, &len);
 		ipc_get_end(msg);
-		return session_data(fs, s, u);
+		return session_data(fs, s, len, u);
 	}
 	return -1;
 }

@@ -60,26 +60,50 @@ line_batch_free(struct line_batch *b)
 	memset(b, 0, sizeof(*b));
 }
 
-/* -1 when the count and the lines disagree (a malformed message). */
+/*
+ * The lines are split in a copy (the callbacks take NUL-terminated
+ * strings), kept from one batch to the next: a batch a message costs no
+ * allocation.  A callback that receives another batch meanwhile gets a
+ * copy of its own.
+ */
 int
-line_batch_each(const char *lines, uint32_t n,
-    void (*fn)(void *, const char *), void *arg)
+line_batch_each(const char *lines, size_t len, uint32_t n,
+    void (*fn)(void *, const char *, size_t), void *arg)
 {
-	char		*copy, *p, *lf;
-	uint32_t	 i, count = 1;
+	static char	*spare;
+	static size_t	 spare_size;
+	static int	 spare_busy;
+	const char	*p, *end = lines + len;
+	char		*copy, *q, *lf;
+	uint32_t	 count = 1;
 
-	for (p = (char *)(uintptr_t)lines; (p = strchr(p, '\n')) != NULL; p++)
+	for (p = lines; (p = memchr(p, '\n', (size_t)(end - p))) != NULL; p++)
 		count++;
 	if (n == 0 || count != n)
 		return -1;
-	copy = xstrdup(lines);
-	for (i = 0, p = copy; i < n; i++) {
-		if ((lf = strchr(p, '\n')) != NULL)
-			*lf = '\0';
-		fn(arg, p);
-		if (lf != NULL)
-			p = lf + 1;
+	if (spare_busy)
+		copy = xmalloc(len + 1);
+	else {
+		if (spare_size < len + 1) {
+			free(spare);
+			spare_size = len + 1 < 4096 ? 4096 : len + 1;
+			spare = xmalloc(spare_size);
+		}
+		copy = spare;
+		spare_busy = 1;
 	}
-	free(copy);
+	memcpy(copy, lines, len);
+	copy[len] = '\0';
+	for (q = copy; n > 0; n--) {
+		if ((lf = memchr(q, '\n', (size_t)(copy + len - q))) == NULL)
+			lf = copy + len;
+		*lf = '\0';
+		fn(arg, q, (size_t)(lf - q));
+		q = lf + 1;
+	}
+	if (copy == spare)
+		spare_busy = 0;
+	else
+		free(copy);
 	return 0;
 }

@@ -27,8 +27,9 @@ int	 line_batch_full(const struct line_batch *);
 void	 line_batch_send(struct line_batch *, struct ipc_chan *, uint32_t,
 	    uint64_t);
 void	 line_batch_free(struct line_batch *);
-/* Split a received batch: calls fn for each of its n lines. */
-int	 line_batch_each(const char *, uint32_t,
-	    void (*)(void *, const char *), void *);
+/* Split a received batch of len bytes: calls fn for each of its n
+ * lines, with the line's length. */
+int	 line_batch_each(const char *, size_t, uint32_t,
+	    void (*)(void *, const char *, size_t), void *);
 
 #endif

@@ -34,7 +34,12 @@
 
 #define DATA_WINDOW	512	/* content lines out to the engine */
 
-static void	 sf_data_out(struct session *, const char *);
+static void	 sf_data_out(struct session *, const char *, size_t);
+static void	 sf_data_out_flush(struct session *);
+
+/* A batch's lines out of the chain, CRLF-ended: one write downstream. */
+static char	*down_text;
+static size_t	 down_len, down_size;
 
 static struct ipc_chan *
 engine(void)
@@ -403,12 +408,12 @@ sf_data_flush(struct session *s)
 }
 
 static void
-sf_data_out_cb(void *arg, const char *line)
+sf_data_out_cb(void *arg, const char *line, size_t len)
 {
 	struct session	*s = arg;
 
 	if (s->state != S_CLOSING)
-		sf_data_out(s, line);
+		sf_data_out(s, line, len);
 }
 
 /* The data-line filters make the message: its size is theirs. */
@@ -541,7 +546,7 @@ sf_content_done(struct session *s)
 
 /* A line out of the chain's data-line filters. */
 static void
-sf_data_out(struct session *s, const char *line)
+sf_data_out(struct session *s, const char *line, size_t len)
 {
 	if (s->f_data_fail != NULL || (!s->f_dot_sent && !s->in_content))
 		return;		/* the message was given up */
@@ -555,13 +560,27 @@ sf_data_out(struct session *s, const char *line)
 			    "failure, try again later");
 			return;
 		}
+		sf_data_out_flush(s);
 		sf_content_done(s);
 		return;
 	}
 	/* As stored: LF ends, the stuffing dot gone. */
-	s->msg_size += strlen(line) + 1 - (line[0] == '.');
-	session_send_down(s, line, strlen(line));
-	session_send_down(s, "\r\n", 2);
+	s->msg_size += len + 1 - (line[0] == '.');
+	if (down_len + len + 2 > down_size) {
+		down_size = (down_len + len + 2) * 2;
+		down_text = xreallocarray(down_text, down_size, 1);
+	}
+	memcpy(down_text + down_len, line, len);
+	memcpy(down_text + down_len + len, "\r\n", 2);
+	down_len += len + 2;
+}
+
+static void
+sf_data_out_flush(struct session *s)
+{
+	if (down_len > 0)
+		session_send_down(s, down_text, down_len);
+	down_len = 0;
 }
 
 /*
@@ -640,8 +659,10 @@ sf_dispatch(struct ipc_msg *msg)
 {
 	struct session	*s;
 	const char	*text;
+	size_t		 len;
 	uint64_t	 id;
 	uint32_t	 a, b, c;
+	int		 r;
 
 	id = ipc_get_u64(msg);
 	s = session_find(id);
@@ -675,11 +696,13 @@ sf_dispatch(struct ipc_msg *msg)
 		return 0;
 	case SMTPFD_MSG_FILTER_DATA_OUT:
 		a = ipc_get_u32(msg);
-		text = ipc_get_string(msg);
+		text = ipc_get_stringn(msg, &len);
 		ipc_get_end(msg);
 		if (s == NULL || s->state == S_CLOSING)
 			return 0;
-		return line_batch_each(text, a, sf_data_out_cb, s);
+		r = line_batch_each(text, len, a, sf_data_out_cb, s);
+		sf_data_out_flush(s);
+		return r;
 	case SMTPFD_MSG_FILTER_DATA_ACK:
 		a = ipc_get_u32(msg);
 		ipc_get_end(msg);
