@@ -122,7 +122,7 @@ lua_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
 	if (lf->limited && nsize > osize &&
 	    lf->mem - osize + nsize > lf->mem_max)
 		return NULL;
-	if ((p = realloc(ptr, nsize)) == NULL)
+	if ((p = ptr == NULL ? malloc(nsize) : realloc(ptr, nsize)) == NULL)
 		return NULL;
 	lf->mem = lf->mem - osize + nsize;
 	return p;
@@ -221,7 +221,11 @@ static int
 lcall_push_hook(struct lcall *c)
 {
 	lua_rawgeti(c->co, LUA_REGISTRYINDEX, LUA_RIDX_GLOBALS);
-	lua_pushstring(c->co, c->hook);
+	/* A call a line: its name is not made anew from the C string. */
+	if (c->kind == LCALL_DATA_LINE)
+		lua_rawgeti(c->co, LUA_REGISTRYINDEX, c->lf->line_hook_name);
+	else
+		lua_pushstring(c->co, c->hook);
 	lua_rawget(c->co, -2);
 	lua_remove(c->co, -2);
 	if (lua_type(c->co, -1) != LUA_TFUNCTION) {
@@ -432,17 +436,17 @@ emit_message(struct lsession *ls)
 
 /* A line on its way out of this filter. */
 static void
-pass_line(struct lsession *ls, const char *line)
+pass_line(struct lsession *ls, const char *line, size_t len)
 {
 	struct lfilter	*lf = ls->lf;
 
 	if (ls->msg_failed)
 		return;
 	if (!lf->commit_hook) {
-		emit(ls, line, strlen(line));
+		emit(ls, line, len);
 		return;
 	}
-	if (lmsg_add(&ls->msg, line) == -1) {
+	if (lmsg_add(&ls->msg, line, len) == -1) {
 		ls->msg_failed = 1;
 		lmsg_clear(&ls->msg);
 		filter_failure(lf->f, ls->fs, "the message is too large for "
@@ -506,9 +510,12 @@ done_data_line(struct lcall *c, int nres)
 	}
 	if (lua_type(co, idx) == LUA_TSTRING) {
 		s = lua_tolstring(co, idx, &len);
-		if (strlen(s) != len || strpbrk(s, "\r\n") != NULL)
+		/* The line it was given (the same string, most often) is
+		 * the client's: only a line of the script's is checked. */
+		if (s != c->line_in && (strlen(s) != len ||
+		    strpbrk(s, "\r\n") != NULL))
 			goto bad;
-		pass_line(ls, s);
+		pass_line(ls, s, len);
 		lcall_free(c);
 		return;
 	}
@@ -525,7 +532,8 @@ done_data_line(struct lcall *c, int nres)
 	}
 	for (i = 1; i <= n && !ls->msg_failed; i++) {
 		lua_rawgeti(co, idx, i);
-		pass_line(ls, lua_tostring(co, -1));
+		s = lua_tolstring(co, -1, &len);
+		pass_line(ls, s, len);
 		lua_pop(co, 1);
 	}
 	lcall_free(c);
@@ -681,6 +689,8 @@ lua_start(struct filter *f)
 		    phase_hooks[i]))
 			f->phases |= 1U << i;
 	lf->line_hook = global_function(lf->L, "on_data_line");
+	lua_pushstring(lf->L, "on_data_line");
+	lf->line_hook_name = luaL_ref(lf->L, LUA_REGISTRYINDEX);
 	lf->commit_hook = (f->phases & (1U << PHASE_COMMIT)) != 0;
 	if (lf->line_hook || lf->commit_hook)
 		f->phases |= 1U << PHASE_DATA_LINE;
@@ -873,6 +883,7 @@ lua_data_line(struct filter *f, struct fsession *fs, const char *line,
 	struct lfilter	*lf = f->impl;
 	struct lsession	*ls = lsession_of(f, fs);
 	struct lcall	*c;
+	size_t		 len;
 
 	if (ls == NULL) {
 		filter_failure(f, fs, "no Lua state for the session");
@@ -892,8 +903,9 @@ lua_data_line(struct filter *f, struct fsession *fs, const char *line,
 	}
 	if (line[0] == '.')
 		line++;
+	len = strlen(line);
 	if (!lf->line_hook) {
-		pass_line(ls, line);
+		pass_line(ls, line, len);
 		return;
 	}
 	c = lcall_new(lf, ls, LCALL_DATA_LINE, "on_data_line");
@@ -901,13 +913,13 @@ lua_data_line(struct filter *f, struct fsession *fs, const char *line,
 	c->token = token;
 	if (!lcall_push_hook(c)) {
 		lcall_free(c);
-		pass_line(ls, line);
+		pass_line(ls, line, len);
 		return;
 	}
 	lua_api_session(c->co, ls);
 	/* Not lua_pushstring(): its cache compares the whole line with the
 	 * one last pushed from the same address. */
-	lua_pushlstring(c->co, line, strlen(line));
+	c->line_in = lua_pushlstring(c->co, line, len);
 	lfilter_resume(c, 2);
 }
 

@@ -369,6 +369,12 @@ lua_api_session(lua_State *L, struct lsession *ls)
  * The message of on_commit, kept in C: headers parsed, body lines
  * unstuffed.
  */
+
+/* One body's memory kept for the next message, whichever session's. */
+#define SPARE_BODY_MAX	(256 * 1024)
+static char	*spare_body;
+static size_t	 spare_body_size;
+
 void
 lmsg_clear(struct lmsg *m)
 {
@@ -379,7 +385,12 @@ lmsg_clear(struct lmsg *m)
 		free(m->hdrs[i].value);
 	}
 	free(m->hdrs);
-	free(m->body);
+	if (m->body != NULL && spare_body == NULL &&
+	    m->bodysize <= SPARE_BODY_MAX) {
+		spare_body = m->body;
+		spare_body_size = m->bodysize;
+	} else
+		free(m->body);
 	memset(m, 0, sizeof(*m));
 }
 
@@ -416,6 +427,11 @@ lmsg_header_add(struct lmsg *m, const char *name, const char *value,
 static void
 body_add(struct lmsg *m, const char *line, size_t len)
 {
+	if (m->body == NULL && spare_body != NULL) {
+		m->body = spare_body;
+		m->bodysize = spare_body_size;
+		spare_body = NULL;
+	}
 	if (m->bodylen + len + 1 > m->bodysize) {
 		m->bodysize = (m->bodylen + len + 1) * 2;
 		m->body = xreallocarray(m->body, m->bodysize, 1);
@@ -428,10 +444,10 @@ body_add(struct lmsg *m, const char *line, size_t len)
 
 /* One more (unstuffed) line of the message; -1 past LMSG_MAX. */
 int
-lmsg_add(struct lmsg *m, const char *line)
+lmsg_add(struct lmsg *m, const char *line, size_t len)
 {
 	struct lheader	*h;
-	size_t		 len = strlen(line), n;
+	size_t		 n;
 	char		*v;
 
 	if (m->bytes + len + 2 > LMSG_MAX)

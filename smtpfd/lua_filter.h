@@ -63,6 +63,7 @@ struct lcall {
 	int			 can_wait;	/* dns.lookup may yield */
 	struct ldns		*dns;		/* the lookup it waits for */
 	int			 msg_ref;	/* the message object */
+	const char		*line_in;	/* on_data_line's argument */
 };
 
 struct lsession {
@@ -97,6 +98,7 @@ struct lfilter {
 	int			 limit_ref;	/* the limit error's object */
 	int			 commit_hook;	/* on_commit: hold messages */
 	int			 line_hook;	/* on_data_line */
+	int			 line_hook_name; /* its name, a Lua string */
 	int			 event_hook;	/* on_event */
 	uint32_t		 event_hooks;	/* on_tx_begin, ... */
 	TAILQ_HEAD(, lcall)	 calls;		/* waiting, all sessions */
@@ -116,7 +118,7 @@ void	 lua_api_session(lua_State *, struct lsession *);
 void	 lua_api_message(lua_State *, struct lmsg *);
 void	 lua_api_message_done(lua_State *, int);
 void	 lmsg_clear(struct lmsg *);
-int	 lmsg_add(struct lmsg *, const char *);
+int	 lmsg_add(struct lmsg *, const char *, size_t);
 int	 lmsg_header_add(struct lmsg *, const char *, const char *, int);
 
 /* lua_regex.c */

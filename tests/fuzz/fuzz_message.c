@@ -135,7 +135,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		line = strndup((const char *)p, len);
 		if (line == NULL)
 			abort();
-		if (lmsg_add(&m, line) == -1) {
+		if (lmsg_add(&m, line, strlen(line)) == -1) {
 			free(line);
 			break;
 		}
