@@ -852,6 +852,41 @@ engine_send_line(struct fsession *fs, const char *line)
 	}
 }
 
+/*
+ * Lines out of the chain by the block: text holds whole lines, each
+ * ended by LF, none of them the message's ".".  They go in batches as
+ * engine_send_line() would make them, without a call a line.
+ */
+void
+engine_send_lines(struct fsession *fs, const char *text, size_t len)
+{
+	struct esession	*es = (struct esession *)fs;
+	const char	*nl;
+	size_t		 room, take, l;
+	uint32_t	 n;
+
+	while (len > 0) {
+		room = LINE_BATCH_MAX > es->out.len ?
+		    LINE_BATCH_MAX - es->out.len : 0;
+		for (take = 0, n = 0; take < len; take += l, n++) {
+			nl = memchr(text + take, '\n', len - take);
+			l = (size_t)(nl - (text + take)) + 1;
+			if (n > 0 && take + l > room)
+				break;
+		}
+		line_batch_addblock(&es->out, text, take - 1, n);
+		if (line_batch_full(&es->out))
+			out_send(es);
+		text += take;
+		len -= take;
+	}
+	if (es->out.n > 0 && !es->out_queued) {
+		TAILQ_INSERT_TAIL(&flushq, es, flush_entry);
+		es->out_queued = 1;
+		event_active(&ev_flush, EV_TIMEOUT, 1);
+	}
+}
+
 void
 engine_restart_filter(struct filter *f)
 {

@@ -508,6 +508,31 @@ filter_line(struct fsession *fs, uint64_t token, const char *line)
 	stage_feed(fs, i + 1, line);
 }
 
+/*
+ * Lines out of a data-line filter by the block (text: whole lines, each
+ * ended by LF, dot-stuffed, none of them "."): straight to the output
+ * when no filter comes after.  0 when they must go one by one.
+ */
+int
+filter_lines(struct fsession *fs, uint64_t token, const char *text,
+    size_t len)
+{
+	struct pipeline	*p = fs->pipeline;
+	size_t		 i;
+
+	if (p == NULL || p->failed)
+		return 1;
+	for (i = 0; i < p->nstages; i++)
+		if (p->stages[i].token == token)
+			break;
+	if (i == p->nstages || p->stages[i].done)
+		return 1;
+	if (i + 1 != p->nstages)
+		return 0;
+	engine_send_lines(fs, text, len);
+	return 1;
+}
+
 static void
 stage_timeout(int fd, short event, void *arg)
 {

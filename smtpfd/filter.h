@@ -193,6 +193,7 @@ struct filter {
 /* filter.c: what filter kinds call */
 void	 filter_answer(struct fsession *, uint64_t, const struct decision *);
 void	 filter_line(struct fsession *, uint64_t, const char *);
+int	 filter_lines(struct fsession *, uint64_t, const char *, size_t);
 void	 filter_failure(struct filter *, struct fsession *, const char *);
 /* the filter's phases and events are known (exec: register|ready) */
 void	 filter_ready(struct filter *);

@@ -115,14 +115,14 @@ lua_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
 	if (ptr == NULL)
 		osize = 0;
 	if (nsize == 0) {
-		free(ptr);
+		lua_mem_realloc(ptr, osize, 0);
 		lf->mem -= osize;
 		return NULL;
 	}
 	if (lf->limited && nsize > osize &&
 	    lf->mem - osize + nsize > lf->mem_max)
 		return NULL;
-	if ((p = ptr == NULL ? malloc(nsize) : realloc(ptr, nsize)) == NULL)
+	if ((p = lua_mem_realloc(ptr, osize, nsize)) == NULL)
 		return NULL;
 	lf->mem = lf->mem - osize + nsize;
 	return p;
@@ -406,6 +406,34 @@ emit(struct lsession *ls, const char *line, size_t len)
 	free(buf);
 }
 
+/*
+ * The body by the block, when no filter comes after this one: the runs
+ * of lines without a leading dot as they are, a dotted line stuffed.
+ */
+static int
+emit_body_block(struct lsession *ls, struct lmsg *m)
+{
+	const char	*p = m->body, *end = m->body + m->bodylen, *q, *nl;
+
+	if (ls->msg_failed)
+		return 1;
+	if (!filter_lines(ls->fs, ls->msg_token, p, 0))
+		return 0;
+	while (p < end) {
+		if (*p == '.') {
+			nl = memchr(p, '\n', (size_t)(end - p));
+			emit(ls, p, (size_t)(nl - p));	/* stuffed again */
+			p = nl + 1;
+			continue;
+		}
+		for (q = p; q < end && *q != '.'; q = nl + 1)
+			nl = memchr(q, '\n', (size_t)(end - q));
+		filter_lines(ls->fs, ls->msg_token, p, (size_t)(q - p));
+		p = q;
+	}
+	return 1;
+}
+
 static void
 emit_message(struct lsession *ls)
 {
@@ -425,6 +453,8 @@ emit_message(struct lsession *ls)
 	if (m->separator || (m->nhdrs > 0 && m->nbody > 0))
 		emit(ls, "", 0);
 	if (m->body == NULL)
+		return;
+	if (emit_body_block(ls, m))
 		return;
 	for (p = m->body; p < m->body + m->bodylen; p = nl + 1) {
 		nl = memchr(p, '\n', (size_t)(m->body + m->bodylen - p));

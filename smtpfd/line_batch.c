@@ -28,6 +28,24 @@ line_batch_addn(struct line_batch *b, const char *line, size_t len)
 	b->n++;
 }
 
+/* n lines of len bytes joined by LF (no LF at the end). */
+void
+line_batch_addblock(struct line_batch *b, const char *lines, size_t len,
+    uint32_t n)
+{
+	if (n == 0)
+		return;
+	if (b->len + len + 1 > b->size) {
+		b->size = (b->len + len + 1) * 2;
+		b->buf = xreallocarray(b->buf, b->size, 1);
+	}
+	if (b->n > 0)
+		b->buf[b->len++] = '\n';
+	memcpy(b->buf + b->len, lines, len);
+	b->len += len;
+	b->n += n;
+}
+
 int
 line_batch_full(const struct line_batch *b)
 {

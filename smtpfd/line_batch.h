@@ -23,6 +23,8 @@ struct line_batch {
 
 void	 line_batch_add(struct line_batch *, const char *);
 void	 line_batch_addn(struct line_batch *, const char *, size_t);
+void	 line_batch_addblock(struct line_batch *, const char *, size_t,
+	    uint32_t);
 int	 line_batch_full(const struct line_batch *);
 void	 line_batch_send(struct line_batch *, struct ipc_chan *, uint32_t,
 	    uint64_t);

@@ -119,6 +119,9 @@ void	 lua_api_message(lua_State *, struct lmsg *);
 void	 lua_api_message_done(lua_State *, int);
 void	 lmsg_clear(struct lmsg *);
 int	 lmsg_add(struct lmsg *, const char *, size_t);
+
+/* lua_mem.c: the states' blocks (osize as lua_Alloc is told it) */
+void	*lua_mem_realloc(void *, size_t, size_t);
 int	 lmsg_header_add(struct lmsg *, const char *, const char *, int);
 
 /* lua_regex.c */
