@@ -494,6 +494,11 @@ filter_line(struct fsession *fs, uint64_t token, const char *line)
 			break;
 	if (i == p->nstages || p->stages[i].done)
 		return;
+	if (strlen(line) > FILTER_LINE_MAX) {
+		filter_failure(p->stages[i].filter, fs, "it made a line over "
+		    "16 KB");
+		return;
+	}
 	if (strcmp(line, ".") == 0) {
 		if (!p->stages[i].dot_in) {
 			/* the rest of the message would go as commands */
@@ -518,6 +523,7 @@ filter_lines(struct fsession *fs, uint64_t token, const char *text,
     size_t len)
 {
 	struct pipeline	*p = fs->pipeline;
+	const char	*l, *nl, *end = text + len;
 	size_t		 i;
 
 	if (p == NULL || p->failed)
@@ -529,6 +535,14 @@ filter_lines(struct fsession *fs, uint64_t token, const char *text,
 		return 1;
 	if (i + 1 != p->nstages)
 		return 0;
+	for (l = text; l < end; l = nl + 1) {
+		nl = memchr(l, '\n', (size_t)(end - l));
+		if ((size_t)(nl - l) > FILTER_LINE_MAX) {
+			filter_failure(p->stages[i].filter, fs, "it made a "
+			    "line over 16 KB");
+			return 1;
+		}
+	}
 	engine_send_lines(fs, text, len);
 	return 1;
 }

@@ -190,6 +190,13 @@ struct filter {
 	const struct filter_conf *conf;		/* its statement */
 };
 
+/*
+ * The longest line a filter may make (the client's come in pieces of
+ * SESSION_CHUNK): a longer one is the filter's failure.  Under half an
+ * IPC message, so that a batch of lines always fits in one.
+ */
+#define FILTER_LINE_MAX	(16 * 1024)
+
 /* filter.c: what filter kinds call */
 void	 filter_answer(struct fsession *, uint64_t, const struct decision *);
 void	 filter_line(struct fsession *, uint64_t, const char *);

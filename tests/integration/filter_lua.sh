@@ -167,6 +167,12 @@ function on_commit(s, m)
 	if m:header("Subject") == "lua failed at commit" then
 		error("the commit hook breaks")
 	end
+	if m:header("Subject") == "lua long line at commit" then
+		m:set_body(string.rep("x", 100000) .. "\n")
+	end
+	if m:header("Subject") == "lua long header at commit" then
+		m:add_header("X-Long", string.rep("y", 20000))
+	end
 end
 LUA
 cat >"$TMP/broken.lua" <<'LUA'
@@ -327,6 +333,8 @@ check "unbounded allocation: the memory limit, with file:line" \
     grep -Eq "filter memory phase rcpt-to failed: on_rcpt_to: .*memory.lua:[0-9]+: memory limit of 4194304 bytes exceeded" "$L"
 check "bad return value: logged" \
     grep -Eq "filter badreturn phase helo failed: on_helo: bad return value" "$L"
+check "a line over 16 KB out of a filter: its failure, logged (the engine lives on)" \
+    grep -Eq "filter commitfail phase data-line failed: it made a line over 16 KB" "$L"
 check "on_commit error: logged with file:line" \
     grep -Eq "filter commitfail phase data-line failed: on_commit: .*commitfail.lua:3: the commit hook breaks" "$L"
 check "a script that does not load: logged with file:line" \
