@@ -643,20 +643,22 @@ session_track(struct fsession *fs, enum filter_event ev, const char *params)
 {
 	char	 buf[512];
 
-	fs->version++;
 	switch (ev) {
 	case EVENT_LINK_IDENTIFY:
 		event_field(params, 1, fs->helo, sizeof(fs->helo));
+		fs->link_version++;
 		break;
 	case EVENT_LINK_TLS:
 		fs->tls = 1;
 		snprintf(fs->tls_info, sizeof(fs->tls_info), "%s", params);
+		fs->link_version++;
 		break;
 	case EVENT_LINK_AUTH:
 		if (strcmp(event_field(params, 0, buf, sizeof(buf)),
 		    "pass") == 0)
 			event_field(params, 1, fs->auth_user,
 			    sizeof(fs->auth_user));
+		fs->link_version++;
 		break;
 	case EVENT_TX_BEGIN:
 		tx_clear(fs);
@@ -666,6 +668,7 @@ session_track(struct fsession *fs, enum filter_event ev, const char *params)
 		if (strcmp(event_field(params, 1, buf, sizeof(buf)), "ok") == 0)
 			event_field(params, 2, fs->mail_from,
 			    sizeof(fs->mail_from));
+		fs->version++;
 		break;
 	case EVENT_TX_RCPT:
 		if (strcmp(event_field(params, 1, buf, sizeof(buf)), "ok") == 0) {
@@ -673,6 +676,7 @@ session_track(struct fsession *fs, enum filter_event ev, const char *params)
 			    sizeof(*fs->rcpts));
 			fs->rcpts[fs->nrcpts++] = xstrdup(event_field(params,
 			    2, buf, sizeof(buf)));
+			fs->version++;
 		}
 		break;
 	case EVENT_TX_RESET:

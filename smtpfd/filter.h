@@ -130,8 +130,11 @@ struct fsession {
 	/* the data-line pipeline, while the content flows */
 	struct pipeline		*pipeline;
 	int			 closing;
-	/* bumped whenever the fields above change: filters that mirror
-	 * them (Lua's session table) refresh only then */
+	/* bumped whenever the fields above change, those of the link
+	 * (helo, tls, tls_info, auth_user) and those of the transaction
+	 * (msgid, mail_from, rcpts, junk): filters that mirror them (Lua's
+	 * session table) refresh only what changed */
+	uint32_t		 link_version;
 	uint32_t		 version;
 };
 

@@ -329,7 +329,8 @@ lua_api_session(lua_State *L, struct lsession *ls)
 
 	lua_rawgeti(L, LUA_REGISTRYINDEX, ls->table_ref);
 	/* Nothing changed since the last call (a message's lines). */
-	if (ls->table_synced && ls->table_version == fs->version)
+	if (ls->table_synced && ls->table_version == fs->version &&
+	    ls->table_link_version == fs->link_version)
 		return;
 	if (!ls->table_synced) {
 		/* What the session is from its start to its end. */
@@ -343,12 +344,17 @@ lua_api_session(lua_State *L, struct lsession *ls)
 		set_string(L, "rdns", fs->rdns);
 		set_string(L, "tag", fs->tag);
 	}
+	if (!ls->table_synced || ls->table_link_version != fs->link_version) {
+		set_string(L, "helo", fs->helo);
+		set_boolean(L, "tls", fs->tls);
+		set_string(L, "tls_info", fs->tls_info);
+		set_string(L, "user", fs->auth_user);
+		ls->table_link_version = fs->link_version;
+	}
+	if (ls->table_synced && ls->table_version == fs->version)
+		return;
 	ls->table_synced = 1;
 	ls->table_version = fs->version;
-	set_string(L, "helo", fs->helo);
-	set_boolean(L, "tls", fs->tls);
-	set_string(L, "tls_info", fs->tls_info);
-	set_string(L, "user", fs->auth_user);
 	if (fs->msgid != 0) {
 		snprintf(buf, sizeof(buf), "%08x", fs->msgid);
 		set_string(L, "msgid", buf);

@@ -70,8 +70,9 @@ struct lsession {
 	struct lfilter		*lf;
 	struct fsession		*fs;
 	int			 table_ref;	/* the session table */
-	int			 table_synced;	/* at version ... */
-	uint32_t		 table_version;	/* ... of the fsession */
+	int			 table_synced;	/* at versions ... */
+	uint32_t		 table_link_version; /* ... of the fsession */
+	uint32_t		 table_version;
 	struct lmsg		 msg;
 	uint64_t		 msg_token;	/* the message being held */
 	int			 msg_failed;
