@@ -17,15 +17,7 @@ line_batch_add(struct line_batch *b, const char *line)
 void
 line_batch_addn(struct line_batch *b, const char *line, size_t len)
 {
-	if (b->len + len + 1 > b->size) {
-		b->size = (b->len + len + 1) * 2;
-		b->buf = xreallocarray(b->buf, b->size, 1);
-	}
-	if (b->n > 0)
-		b->buf[b->len++] = '\n';
-	memcpy(b->buf + b->len, line, len);
-	b->len += len;
-	b->n++;
+	line_batch_addblock(b, line, len, 1);
 }
 
 /* n lines of len bytes joined by LF (no LF at the end). */
