@@ -873,7 +873,8 @@ engine_send_lines(struct fsession *fs, const char *text, size_t len)
 		room = LINE_BATCH_MAX > es->out.len ?
 		    LINE_BATCH_MAX - es->out.len : 0;
 		for (take = 0, n = 0; take < len; take += l, n++) {
-			nl = memchr(text + take, '\n', len - take);
+			if ((nl = memchr(text + take, '\n', len - take)) == NULL)
+				fatalx("engine_send_lines: a line without LF");
 			l = (size_t)(nl - (text + take)) + 1;
 			if (n > 0 && take + l > room)
 				break;

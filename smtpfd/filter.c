@@ -536,7 +536,8 @@ filter_lines(struct fsession *fs, uint64_t token, const char *text,
 	if (i + 1 != p->nstages)
 		return 0;
 	for (l = text; l < end; l = nl + 1) {
-		nl = memchr(l, '\n', (size_t)(end - l));
+		if ((nl = memchr(l, '\n', (size_t)(end - l))) == NULL)
+			fatalx("filter_lines: a line without LF");
 		if ((size_t)(nl - l) > FILTER_LINE_MAX) {
 			filter_failure(p->stages[i].filter, fs, "it made a "
 			    "line over 16 KB");

@@ -522,6 +522,20 @@ done_query(struct lcall *c, int nres)
 	filter_answer(fs, token, &d);
 }
 
+/*
+ * A line out of on_data_line: no CR, LF or NUL in it, unless it is the
+ * line the hook was given (the client's, a bare CR and all).  That line
+ * is compared by its bytes: the string it came in may be gone.
+ */
+static int
+line_ok(struct lcall *c, const char *s, size_t len)
+{
+	if (c->line_in != NULL && len == c->line_in_len &&
+	    memcmp(s, c->line_in, len) == 0)
+		return 1;
+	return strlen(s) == len && strpbrk(s, "\r\n") == NULL;
+}
+
 static void
 done_data_line(struct lcall *c, int nres)
 {
@@ -540,10 +554,7 @@ done_data_line(struct lcall *c, int nres)
 	}
 	if (lua_type(co, idx) == LUA_TSTRING) {
 		s = lua_tolstring(co, idx, &len);
-		/* The line it was given (the same string, most often) is
-		 * the client's: only a line of the script's is checked. */
-		if (s != c->line_in && (strlen(s) != len ||
-		    strpbrk(s, "\r\n") != NULL))
+		if (!line_ok(c, s, len))
 			goto bad;
 		pass_line(ls, s, len);
 		lcall_free(c);
@@ -557,7 +568,7 @@ done_data_line(struct lcall *c, int nres)
 		s = lua_type(co, -1) == LUA_TSTRING ?
 		    lua_tolstring(co, -1, &len) : NULL;
 		lua_pop(co, 1);
-		if (s == NULL || strlen(s) != len || strpbrk(s, "\r\n") != NULL)
+		if (s == NULL || !line_ok(c, s, len))
 			goto bad;
 	}
 	for (i = 1; i <= n && !ls->msg_failed; i++) {
@@ -949,7 +960,9 @@ lua_data_line(struct filter *f, struct fsession *fs, const char *line,
 	lua_api_session(c->co, ls);
 	/* Not lua_pushstring(): its cache compares the whole line with the
 	 * one last pushed from the same address. */
-	c->line_in = lua_pushlstring(c->co, line, len);
+	lua_pushlstring(c->co, line, len);
+	c->line_in = line;	/* the call cannot wait: it stays valid */
+	c->line_in_len = len;
 	lfilter_resume(c, 2);
 }
 

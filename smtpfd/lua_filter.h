@@ -63,7 +63,8 @@ struct lcall {
 	int			 can_wait;	/* dns.lookup may yield */
 	struct ldns		*dns;		/* the lookup it waits for */
 	int			 msg_ref;	/* the message object */
-	const char		*line_in;	/* on_data_line's argument */
+	const char		*line_in;	/* on_data_line's argument, */
+	size_t			 line_in_len;	/* valid until it returns */
 };
 
 struct lsession {

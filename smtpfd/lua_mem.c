@@ -82,11 +82,14 @@ lua_mem_realloc(void *ptr, size_t osize, size_t nsize)
 	}
 	if (ptr != NULL && oc == nc && oc >= 0)
 		return ptr;		/* the same class: it fits */
-	if (ptr != NULL && oc < 0 && nc < 0)
-		return realloc(ptr, nsize);
+	if (ptr != NULL && oc < 0 && nc < 0) {
+		if ((p = realloc(ptr, nsize)) == NULL && nsize <= osize)
+			return ptr;	/* Lua counts on a shrink */
+		return p;
+	}
 	p = nc >= 0 ? block_get(nc) : malloc(nsize);
 	if (p == NULL && ptr != NULL && nsize <= osize)
-		return ptr;	/* Lua counts on a shrink to succeed */
+		return ptr;	/* the same: a bigger block serves */
 	if (p == NULL || ptr == NULL)
 		return p;
 	memcpy(p, ptr, osize < nsize ? osize : nsize);

@@ -174,6 +174,14 @@ function on_commit(s, m)
 		m:add_header("X-Long", string.rep("y", 20000))
 	end
 end
+function on_data_line(s, line)
+	if line == "make a bad line" then
+		line = nil	-- the argument may be collected meanwhile
+		collectgarbage()
+		return "two\nlines"
+	end
+	return line
+end
 LUA
 cat >"$TMP/broken.lua" <<'LUA'
 function on_helo(s, name
@@ -333,6 +341,8 @@ check "unbounded allocation: the memory limit, with file:line" \
     grep -Eq "filter memory phase rcpt-to failed: on_rcpt_to: .*memory.lua:[0-9]+: memory limit of 4194304 bytes exceeded" "$L"
 check "bad return value: logged" \
     grep -Eq "filter badreturn phase helo failed: on_helo: bad return value" "$L"
+check "on_data_line returning a line with LF: a bad return value, logged" \
+    grep -Eq "filter commitfail phase data-line failed: on_data_line: bad return value: expected a line" "$L"
 check "a line over 16 KB out of a filter: its failure, logged (the engine lives on)" \
     grep -Eq "filter commitfail phase data-line failed: it made a line over 16 KB" "$L"
 check "on_commit error: logged with file:line" \
