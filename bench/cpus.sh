@@ -10,29 +10,40 @@
 # longer takes what the server needs, but all of a server's processes
 # (smtpfd's frontend, engine and filters) then share one CPU, which
 # changes how they wait for each other (bench/README.md).
+# BENCH_PIN=server: the servers on CPU 0 as with yes, the load on every
+# core: a server's processes hand each other work on one CPU, as an
+# administrator may run smtpfd on a small machine (taskset(1), systemd's
+# CPUAffinity=), while the load generator still takes what it takes.
 NCPUS=$(nproc)		# before this shell is pinned (nproc follows it)
 PIN=${BENCH_PIN:-no}
-if [ "$PIN" = yes ] && { [ "$NCPUS" -lt 2 ] ||
-    ! command -v taskset >/dev/null; }; then
-	PIN=no
-fi
+case $PIN in
+yes|server)
+	if [ "$NCPUS" -lt 2 ] || ! command -v taskset >/dev/null; then
+		PIN=no
+	fi ;;
+*)	PIN=no ;;
+esac
 LOAD_CPUS=1
 [ "$NCPUS" -gt 2 ] && LOAD_CPUS=1-$((NCPUS - 1))
 
-# The script itself, and the load it starts, stay off CPU 0.
+# The script itself, and the load it starts: off CPU 0 (yes), on any
+# CPU (server).
 load_shell() {
-	[ "$PIN" = yes ] && taskset -p -c "$LOAD_CPUS" $$ >/dev/null
+	case $PIN in
+	yes)	taskset -p -c "$LOAD_CPUS" $$ >/dev/null ;;
+	server)	taskset -p -c "0-$((NCPUS - 1))" $$ >/dev/null ;;
+	esac
 	return 0
 }
 # What this shell starts next runs on CPU 0 (for functions that start
 # servers, e.g. tests/lib/peers.sh's): load_shell after.
 server_shell() {
-	[ "$PIN" = yes ] && taskset -p -c 0 $$ >/dev/null
+	[ "$PIN" != no ] && taskset -p -c 0 $$ >/dev/null
 	return 0
 }
 # on_server_cpu CMD...: run CMD (exec'd: same pid) on CPU 0.
 on_server_cpu() {
-	if [ "$PIN" = yes ]; then
+	if [ "$PIN" != no ]; then
 		taskset -c 0 "$@"
 	else
 		"$@"
@@ -41,6 +52,9 @@ on_server_cpu() {
 pin_note() {
 	if [ "$PIN" = yes ]; then
 		echo "BENCH_PIN=yes: servers on CPU 0, load on CPU $LOAD_CPUS"
+	elif [ "$PIN" = server ]; then
+		echo "BENCH_PIN=server: servers on CPU 0, load on all" \
+		    "$NCPUS cores"
 	else
 		echo "servers and load share the $NCPUS cores (BENCH_PIN=yes:" \
 		    "servers on CPU 0, load on the others)"
