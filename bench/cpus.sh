@@ -68,15 +68,20 @@ tree() {
 		tree "$c"
 	done
 }
-# cpu PID: clock ticks of user+system time of PID's tree, with what the
-# processes collected from their reaped children.
-cpu() {
+# tree_sum PID FILE AWK: the sum over PID's tree of what the awk program
+# AWK prints of each process's /proc/P/FILE.
+tree_sum() {
 	total=0
 	for p in $(tree "$1"); do
-		t=$(awk '{ print $14 + $15 + $16 + $17 }' "/proc/$p/stat" 2>/dev/null)
+		t=$(awk "$3" "/proc/$p/$2" 2>/dev/null)
 		total=$((total + ${t:-0}))
 	done
 	echo "$total"
+}
+# cpu PID: clock ticks of user+system time of PID's tree, with what the
+# processes collected from their reaped children.
+cpu() {
+	tree_sum "$1" stat '{ print $14 + $15 + $16 + $17 }'
 }
 
 load_shell

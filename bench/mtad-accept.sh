@@ -15,7 +15,7 @@
 set -u
 top=$(cd "$(dirname "$0")/.." && pwd)
 BENCH_PIN=no			# (this one pins nothing)
-. "$top/bench/cpus.sh"		# tree, cpu
+. "$top/bench/cpus.sh"		# tree, tree_sum, cpu
 build=${1:-$top/build}
 [ "$(id -u)" -eq 0 ] || { echo "bench: run as root (Postfix)" >&2; exit 1; }
 command -v smtp-source >/dev/null || { echo "bench: make deps first" >&2; exit 1; }
@@ -126,12 +126,7 @@ postfix_root() {
 }
 # rss ROOT: sum of peak resident sizes in KB.
 rss() {
-	total=0
-	for p in $(tree "$1"); do
-		t=$(awk '/^VmHWM/ { print $2 }' "/proc/$p/status" 2>/dev/null)
-		total=$((total + ${t:-0}))
-	done
-	echo "$total"
+	tree_sum "$1" status '/^VmHWM/ { print $2 }'
 }
 
 hz=$(getconf CLK_TCK)

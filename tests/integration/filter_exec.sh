@@ -24,18 +24,16 @@ steps() {
 	python3 "$STEPS" "$@"
 }
 
-cat >"$TMP/mtad.conf" <<CONF
-user "$user"
-chroot "$TMP/empty"
-queue path "$TMP/queue"
-control socket "$TMP/mtad.sock"
-hostname mx.test.example
+{
+	mtad_conf_head
+	cat <<CONF
 table trusted { 127.0.0.1 }
 table domains { test.example, b.example }
 listen on 127.0.0.1 port $D xclient from <trusted>
 action "local" mda "exit 75" user nobody
 match from any for domain <domains> action "local"
 CONF
+} >"$TMP/mtad.conf"
 
 cat >"$TMP/smtpfd.conf" <<CONF
 user "$fuser"

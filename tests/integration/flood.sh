@@ -51,12 +51,8 @@ else
 fi
 
 {
+	mtad_conf_head
 	cat <<CONF
-user "$user"
-chroot "$TMP/empty"
-queue path "$TMP/queue"
-control socket "$TMP/mtad.sock"
-hostname mx.test.example
 smtp limit max-sessions $((sessions + 100))
 smtp timeout command 10s
 smtp timeout data 10s

@@ -61,12 +61,9 @@ mkdir -p "$TMP/maildir"
 chmod 1777 "$TMP/maildir"
 
 # Short timeouts, so that the stalls make them fire.
-cat >"$TMP/mtad.conf" <<CONF
-user "$user"
-chroot "$TMP/empty"
-queue path "$TMP/queue"
-control socket "$TMP/mtad.sock"
-hostname mx.test.example
+{
+	mtad_conf_head
+	cat <<CONF
 smtp timeout command 3s
 smtp timeout data 3s
 pki test cert "$TMP/cert.pem"
@@ -80,6 +77,7 @@ listen on 127.0.0.1 port $B xclient from <trusted>
 action "local" maildir "$TMP/maildir/%{dest}" user $runas
 match from any for domain <domains> action "local"
 CONF
+} >"$TMP/mtad.conf"
 # A chain on the way, so that filter I/O meets the monkey too: an exec
 # filter with the body through it (its socket is in lib/io.c; when it
 # breaks, "proceed" lets the session go on, and a message whose lines

@@ -40,12 +40,9 @@ for want in "3: smtpf endpoint 'http://x': expected unix:/path or tls://ADDRESS:
 	check "-n: $want" sh -c 'echo "$1" | grep -qF "$2"' sh "$out" "$TMP/bad.conf:$want"
 done
 
-cat >"$TMP/mtad.conf" <<CONF
-user "$user"
-chroot "$TMP/empty"
-queue path "$TMP/queue"
-control socket "$TMP/mtad.sock"
-hostname mx.test.example
+{
+	mtad_conf_head
+	cat <<CONF
 pki test cert "$TMP/cert.pem"
 pki test key "$TMP/key.pem"
 pki test ca "$TMP/ca.pem"
@@ -58,6 +55,7 @@ listen on 127.0.0.1 port $P6 smtps pki test filter smtpf "unix:$TMP/f1.sock"
 action "local" mda "exit 75" user nobody
 match from any for local action "local"
 CONF
+} >"$TMP/mtad.conf"
 out=$("$BIN/mtad" -n -f "$TMP/mtad.conf" 2>&1)
 check "-n accepts filter smtpf, filter-pki, bypass, pki ca" [ "$out" = "configuration OK" ]
 

@@ -21,12 +21,9 @@ fi
 chmod 644 "$TMP/key.pem"
 SOCK="$TMP/smtpf.sock"
 
-cat >"$TMP/mtad.conf" <<CONF
-user "$user"
-chroot "$TMP/empty"
-queue path "$TMP/queue"
-control socket "$TMP/mtad.sock"
-hostname mx.test.example
+{
+	mtad_conf_head
+	cat <<CONF
 smtp max-message-size 10K
 smtp limit max-rcpt 3
 smtp limit max-errors 8
@@ -48,6 +45,7 @@ match from any for rcpt <blocked> reject
 match from any for domain <domains> action "local"
 match from any for local action "local"
 CONF
+} >"$TMP/mtad.conf"
 
 cat >"$TMP/smtpfd.conf" <<CONF
 user "$fuser"

@@ -23,12 +23,9 @@ if ! make_cert "$TMP" || ! make_cert "$TMP/other"; then
 fi
 chmod 644 "$TMP/key.pem"
 
-cat >"$TMP/mtad.conf" <<CONF
-user "$user"
-chroot "$TMP/empty"
-queue path "$TMP/queue"
-control socket "$TMP/mtad.sock"
-hostname mx.test.example
+{
+	mtad_conf_head
+	cat <<CONF
 smtp max-message-size 10K
 smtp limit max-rcpt 3
 smtp limit max-errors 8
@@ -49,6 +46,7 @@ match from any for rcpt <blocked> reject
 match from any for domain <domains> action "local"
 match from any for local action "local"
 CONF
+} >"$TMP/mtad.conf"
 
 cat >"$TMP/smtpfd.conf" <<CONF
 user "$fuser"

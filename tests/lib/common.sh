@@ -197,21 +197,31 @@ tap_relay() {
 	done
 }
 
-# downstream_mtad_conf PORT: $TMP/mtad.conf for the MTA behind smtpfd in
-# the filter tests: it takes XCLIENT from 127.0.0.1 on PORT and queues
-# mail for test.example without delivering it (mda exit 75: deliveries
-# wait), so that the tests read what was queued.
-downstream_mtad_conf() {
-	cat >"$TMP/mtad.conf" <<CONF
+# mtad_conf_head: the lines every test's mtad.conf starts with (its
+# user, chroot, queue and control socket in $TMP).
+mtad_conf_head() {
+	cat <<CONF
 user "$user"
 chroot "$TMP/empty"
 queue path "$TMP/queue"
 control socket "$TMP/mtad.sock"
 hostname mx.test.example
+CONF
+}
+
+# downstream_mtad_conf PORT: $TMP/mtad.conf for the MTA behind smtpfd in
+# the filter tests: it takes XCLIENT from 127.0.0.1 on PORT and queues
+# mail for test.example without delivering it (mda exit 75: deliveries
+# wait), so that the tests read what was queued.
+downstream_mtad_conf() {
+	{
+		mtad_conf_head
+		cat <<CONF
 table trusted { 127.0.0.1 }
 table domains { test.example }
 listen on 127.0.0.1 port $1 xclient from <trusted>
 action "local" mda "exit 75" user nobody
 match from any for domain <domains> action "local"
 CONF
+	} >"$TMP/mtad.conf"
 }
