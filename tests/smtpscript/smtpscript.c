@@ -12,6 +12,7 @@
  *	expect CODE [ESC] [~ "regex"]	one whole reply: code like 250 or 2xx
  *	expect-close			the server closes the connection
  *	starttls [ca FILE [name NAME]]	TLS handshake, verified with ca
+ *					(right after connect: smtps)
  *	starttls-refused [ca FILE ...]	the handshake must fail
  *	timeout SECONDS			for the reads that follow
  *	sleep MILLISECONDS
