@@ -818,6 +818,8 @@ session_data(struct fsession *fs, const char *lines, size_t len, uint32_t n)
 	es->unacked += n;
 	if (line_batch_each(lines, len, n, session_data_line, fs) == -1)
 		return -1;
+	if (fs->chain != NULL)
+		filter_data_flush(fs);
 	if (fs->chain == NULL || !backlogged(fs))
 		send_ack(fs);
 	return 0;

@@ -57,6 +57,7 @@ struct pipeline {
 	struct stage		*stages;
 	size_t			 nstages;
 	int			 failed;
+	int			 batching;	/* a batch from the frontend */
 };
 
 static void	 query_walk(struct fsession *);
@@ -432,7 +433,7 @@ pipeline_new(struct fsession *fs)
 	fs->pipeline = p;
 }
 
-/* A line from the frontend. */
+/* A line from the frontend, in a batch that filter_data_flush() ends. */
 void
 filter_data_start_line(struct fsession *fs, const char *line)
 {
@@ -440,7 +441,38 @@ filter_data_start_line(struct fsession *fs, const char *line)
 		pipeline_new(fs);
 	if (fs->pipeline->failed)
 		return;		/* the frontend was told; it stops soon */
+	fs->pipeline->batching = 1;
 	stage_feed(fs, 0, line);
+}
+
+/*
+ * The end of a batch: the stages that kept its lines work them, in the
+ * chain's order, so that what one gives the next is kept for it too
+ * and a script is called once for the batch, not once a line.
+ */
+void
+filter_data_flush(struct fsession *fs)
+{
+	struct pipeline	*p;
+	struct filter	*f;
+	size_t		 i;
+
+	for (i = 0; (p = fs->pipeline) != NULL && i < p->nstages; i++) {
+		f = p->stages[i].filter;
+		if (p->failed)
+			break;
+		if (f->ops->data_flush != NULL && !f->broken &&
+		    !p->stages[i].done)
+			f->ops->data_flush(f, fs);
+	}
+	if ((p = fs->pipeline) != NULL)
+		p->batching = 0;
+}
+
+int
+filter_data_batching(struct fsession *fs)
+{
+	return fs->pipeline != NULL && fs->pipeline->batching;
 }
 
 static void

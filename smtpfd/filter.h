@@ -158,6 +158,10 @@ struct filter_ops {
 	 * the last one "." */
 	void	(*data_line)(struct filter *, struct fsession *,
 		    const char *, uint64_t);
+	/* the end of a batch of lines from the frontend (NULL: the kind
+	 * works each line as it comes): a kind that kept the batch's
+	 * lines (filter_data_batching()) works them now */
+	void	(*data_flush)(struct filter *, struct fsession *);
 	/* the engine stops, or a reload drops the filter */
 	void	(*stop)(struct filter *);
 	/* bytes the filter has not taken yet (NULL: none): the engine
@@ -204,6 +208,8 @@ struct filter {
 void	 filter_answer(struct fsession *, uint64_t, const struct decision *);
 void	 filter_line(struct fsession *, uint64_t, const char *);
 int	 filter_lines(struct fsession *, uint64_t, const char *, size_t);
+/* the line given comes in a batch: it may be kept for data_flush */
+int	 filter_data_batching(struct fsession *);
 void	 filter_failure(struct filter *, struct fsession *, const char *);
 /* the filter's phases and events are known (exec: register|ready) */
 void	 filter_ready(struct filter *);

@@ -536,50 +536,96 @@ line_ok(struct lcall *c, const char *s, size_t len)
 	return strlen(s) == len && strpbrk(s, "\r\n") == NULL;
 }
 
-static void
-done_data_line(struct lcall *c, int nres)
+/*
+ * What on_data_line returned for a line, at the top of the stack: nil,
+ * a line or a table of lines, passed on.  0 for anything else.
+ */
+static int
+data_line_result(struct lcall *c, lua_State *co)
 {
 	struct lsession	*ls = c->ls;
-	lua_State	*co = c->co;
 	const char	*s;
-	char		 why[256];
 	size_t		 len;
 	lua_Integer	 i, n;
-	int		 idx;
 
-	idx = lua_gettop(co) - nres + 1;
-	if (nres == 0 || lua_isnil(co, idx)) {
-		lcall_free(c);
-		return;
-	}
-	if (lua_type(co, idx) == LUA_TSTRING) {
-		s = lua_tolstring(co, idx, &len);
+	switch (lua_type(co, -1)) {
+	case LUA_TNIL:
+		return 1;
+	case LUA_TSTRING:
+		s = lua_tolstring(co, -1, &len);
 		if (!line_ok(c, s, len))
-			goto bad;
+			return 0;
 		pass_line(ls, s, len);
-		lcall_free(c);
-		return;
+		return 1;
+	case LUA_TTABLE:
+		break;
+	default:
+		return 0;
 	}
-	if (lua_type(co, idx) != LUA_TTABLE)
-		goto bad;
-	n = (lua_Integer)lua_rawlen(co, idx);
+	n = (lua_Integer)lua_rawlen(co, -1);
 	for (i = 1; i <= n; i++) {
-		lua_rawgeti(co, idx, i);
+		lua_rawgeti(co, -1, i);
 		s = lua_type(co, -1) == LUA_TSTRING ?
 		    lua_tolstring(co, -1, &len) : NULL;
 		lua_pop(co, 1);
 		if (s == NULL || !line_ok(c, s, len))
-			goto bad;
+			return 0;
 	}
 	for (i = 1; i <= n && !ls->msg_failed; i++) {
-		lua_rawgeti(co, idx, i);
+		lua_rawgeti(co, -1, i);
 		s = lua_tolstring(co, -1, &len);
 		pass_line(ls, s, len);
 		lua_pop(co, 1);
 	}
-	lcall_free(c);
-	return;
- bad:
+	return 1;
+}
+
+/*
+ * The call's function: on_data_line for each line kept, in one resume
+ * of the coroutine rather than one a line.  Arguments: the call, the
+ * hook, the session table.  Each line has the instruction limit of a
+ * call of its own; an error ends the run (and fails the message).
+ */
+static int
+data_lines_run(lua_State *co)
+{
+	struct lcall	*c = lua_touserdata(co, 1);
+	struct lsession	*ls = c->ls;
+	const char	*line;
+	size_t		 len;
+
+	while (c->line_next < ls->lines_len && !ls->msg_failed) {
+		line = ls->lines + c->line_next;
+		len = strlen(line);
+		c->line_next += len + 1;
+		c->line_in = line;
+		c->line_in_len = len;
+		c->instructions = 0;
+		lua_settop(co, 3);
+		lua_pushvalue(co, 2);
+		lua_pushvalue(co, 3);
+		/* Not lua_pushstring(): its cache compares the whole line
+		 * with the one last pushed from the same address. */
+		lua_pushlstring(co, line, len);
+		lua_call(co, 2, 1);
+		if (!data_line_result(c, co)) {
+			c->line_bad = 1;
+			break;
+		}
+	}
+	c->line_in = NULL;
+	return 0;
+}
+
+static void
+done_data_lines(struct lcall *c)
+{
+	char	 why[256];
+
+	if (!c->line_bad) {
+		lcall_free(c);
+		return;
+	}
 	snprintf(why, sizeof(why), "%s: bad return value: expected a line, "
 	    "a table of lines or nil (no CR, LF or NUL in a line)", c->hook);
 	lcall_fail(c, why);
@@ -626,7 +672,7 @@ lcall_done(struct lcall *c, int nres)
 		done_query(c, nres);
 		break;
 	case LCALL_DATA_LINE:
-		done_data_line(c, nres);
+		done_data_lines(c);
 		break;
 	case LCALL_COMMIT:
 		done_commit(c, nres);
@@ -822,6 +868,7 @@ lua_session_close(struct filter *f, struct fsession *fs)
 	lsession_free_calls(ls);
 	luaL_unref(lf->L, LUA_REGISTRYINDEX, ls->table_ref);
 	lmsg_clear(&ls->msg);
+	free(ls->lines);
 	for (i = 0; i < fs->chain->nfilters; i++)
 		if (fs->chain->filters[i] == f)
 			fs->fstate[i] = NULL;
@@ -917,13 +964,68 @@ message_end(struct lsession *ls, uint64_t token)
 	lfilter_resume(c, 2);
 }
 
+/* A line for on_data_line, kept until the batch it came in ends. */
+static void
+data_lines_keep(struct lsession *ls, const char *line, size_t len)
+{
+	size_t	 want = ls->lines_len + len + 1;
+
+	if (want > ls->lines_size) {
+		ls->lines_size = want < 4096 ? 4096 : want * 2;
+		ls->lines = xreallocarray(ls->lines, ls->lines_size, 1);
+	}
+	memcpy(ls->lines + ls->lines_len, line, len);
+	ls->lines[ls->lines_len + len] = '\0';
+	ls->lines_len = want;
+}
+
+/* The lines kept, through on_data_line. */
+static void
+data_lines_flush(struct lsession *ls)
+{
+	struct lcall	*c;
+	const char	*line;
+	size_t		 off;
+
+	if (ls->lines_len == 0)
+		return;
+	if (ls->msg_failed) {
+		ls->lines_len = 0;
+		return;
+	}
+	c = lcall_new(ls->lf, ls, LCALL_DATA_LINE, "on_data_line");
+	c->phase = PHASE_DATA_LINE;
+	c->token = ls->msg_token;
+	lua_pushcfunction(c->co, data_lines_run);
+	lua_pushlightuserdata(c->co, c);
+	if (!lcall_push_hook(c)) {
+		/* gone since the script started: the lines pass */
+		lua_settop(c->co, 0);
+		lcall_free(c);
+		for (off = 0; off < ls->lines_len && !ls->msg_failed;
+		    off += strlen(line) + 1) {
+			line = ls->lines + off;
+			pass_line(ls, line, strlen(line));
+		}
+	} else {
+		lua_api_session(c->co, ls);
+		lfilter_resume(c, 3);
+	}
+	ls->lines_len = 0;
+	/* A batch of long lines does not keep its memory. */
+	if (ls->lines_size > 64 * 1024) {
+		free(ls->lines);
+		ls->lines = NULL;
+		ls->lines_size = 0;
+	}
+}
+
 static void
 lua_data_line(struct filter *f, struct fsession *fs, const char *line,
     uint64_t token)
 {
 	struct lfilter	*lf = f->impl;
 	struct lsession	*ls = lsession_of(f, fs);
-	struct lcall	*c;
 	size_t		 len;
 
 	if (ls == NULL) {
@@ -935,13 +1037,16 @@ lua_data_line(struct filter *f, struct fsession *fs, const char *line,
 		ls->msg_token = token;
 		ls->msg_failed = 0;
 		ls->commit_ready = 0;
+		ls->lines_len = 0;	/* an aborted message's */
+	}
+	if (strcmp(line, ".") == 0) {
+		data_lines_flush(ls);	/* the lines before it first */
+		if (!ls->msg_failed)
+			message_end(ls, token);
+		return;
 	}
 	if (ls->msg_failed)
 		return;
-	if (strcmp(line, ".") == 0) {
-		message_end(ls, token);
-		return;
-	}
 	if (line[0] == '.')
 		line++;
 	len = strlen(line);
@@ -949,21 +1054,18 @@ lua_data_line(struct filter *f, struct fsession *fs, const char *line,
 		pass_line(ls, line, len);
 		return;
 	}
-	c = lcall_new(lf, ls, LCALL_DATA_LINE, "on_data_line");
-	c->phase = PHASE_DATA_LINE;
-	c->token = token;
-	if (!lcall_push_hook(c)) {
-		lcall_free(c);
-		pass_line(ls, line, len);
-		return;
-	}
-	lua_api_session(c->co, ls);
-	/* Not lua_pushstring(): its cache compares the whole line with the
-	 * one last pushed from the same address. */
-	lua_pushlstring(c->co, line, len);
-	c->line_in = line;	/* the call cannot wait: it stays valid */
-	c->line_in_len = len;
-	lfilter_resume(c, 2);
+	data_lines_keep(ls, line, len);
+	if (!filter_data_batching(fs))
+		data_lines_flush(ls);
+}
+
+static void
+lua_data_flush(struct filter *f, struct fsession *fs)
+{
+	struct lsession	*ls = lsession_of(f, fs);
+
+	if (ls != NULL)
+		data_lines_flush(ls);
 }
 
 static void
@@ -1021,5 +1123,6 @@ const struct filter_ops filter_lua_ops = {
 	.report = lua_report,
 	.query = lua_query,
 	.data_line = lua_data_line,
+	.data_flush = lua_data_flush,
 	.stop = lua_stop,
 };

@@ -65,6 +65,8 @@ struct lcall {
 	int			 msg_ref;	/* the message object */
 	const char		*line_in;	/* on_data_line's argument, */
 	size_t			 line_in_len;	/* valid until it returns */
+	size_t			 line_next;	/* in ls->lines, the next */
+	int			 line_bad;	/* it returned a bad value */
 };
 
 struct lsession {
@@ -75,6 +77,9 @@ struct lsession {
 	uint32_t		 table_link_version; /* ... of the fsession */
 	uint32_t		 table_version;
 	struct lmsg		 msg;
+	char			*lines;		/* data lines for on_data_line, */
+	size_t			 lines_len;	/* each ended by NUL */
+	size_t			 lines_size;
 	uint64_t		 msg_token;	/* the message being held */
 	int			 msg_failed;
 	uint64_t		 query_token;	/* the query being asked */

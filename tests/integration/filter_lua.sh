@@ -144,9 +144,25 @@ end
 LUA
 cat >"$TMP/loop.lua" <<'LUA'
 function on_mail_from(s, addr)
+	if addr == "lines@b.example" then
+		return
+	end
 	while true do
 		pcall(function() while true do end end)
 	end
+end
+-- Half the limit (100000) a line: each line has a call's limit, though
+-- the lines of a batch go through one resume of the script.
+function on_data_line(s, line)
+	local n = 0
+	for i = 1, 25000 do n = n + i end
+	if line == "spin forever" then
+		while true do end
+	end
+	if line == "raise an error" then
+		error("this line breaks")
+	end
+	return line
 end
 LUA
 cat >"$TMP/memory.lua" <<'LUA'
@@ -337,6 +353,15 @@ check "script error: logged with filter, phase and file:line" \
     grep -Eq "[0-9a-f]{16} filter error phase mail-from failed: on_mail_from: .*error.lua:3: attempt to index a nil value" "$L"
 check "endless loop: the instruction limit, with file:line" \
     grep -Eq "filter loop phase mail-from failed: on_mail_from: .*loop.lua:[0-9]+: instruction limit of 100000 exceeded" "$L"
+m=$(message_with "Subject: lua lines each within the limit")
+check "data-line: every line of a batch has the instruction limit of its own call" \
+    sh -c '[ -n "$1" ] && [ "$(grep -c "^budget line" "$1")" -eq 20 ]' sh "$m"
+check "data-line: an endless loop on one line of a batch, the instruction limit, with file:line" \
+    grep -Eq "filter loop phase data-line failed: on_data_line: .*loop.lua:1[0-9]: instruction limit of 100000 exceeded" "$L"
+check "data-line: an error on one line of a batch, with file:line" \
+    grep -Eq "filter loop phase data-line failed: on_data_line: .*loop.lua:1[0-9]: this line breaks" "$L"
+check "data-line: after lines that failed the session goes on" \
+    [ -n "$(message_with "Subject: lua lines after the failures")" ]
 check "unbounded allocation: the memory limit, with file:line" \
     grep -Eq "filter memory phase rcpt-to failed: on_rcpt_to: .*memory.lua:[0-9]+: memory limit of 4194304 bytes exceeded" "$L"
 check "bad return value: logged" \
