@@ -859,18 +859,26 @@ engine_send_line(struct fsession *fs, const char *line)
 }
 
 /*
- * Lines out of the chain by the block: text holds whole lines, each
- * ended by LF, none of them the message's ".".  They go in batches as
- * engine_send_line() would make them, without a call a line.
+ * Lines out of the chain by the block: text holds nlines whole lines,
+ * each ended by LF, none of them the message's ".".  They go in batches
+ * as engine_send_line() would make them, without a call a line.
  */
 void
-engine_send_lines(struct fsession *fs, const char *text, size_t len)
+engine_send_lines(struct fsession *fs, const char *text, size_t len,
+    uint32_t nlines)
 {
 	struct esession	*es = (struct esession *)fs;
 	const char	*nl;
 	size_t		 room, take, l;
 	uint32_t	 n;
 
+	/* Into the batch as a whole when it fits: the lines are counted. */
+	if (es->out.len + len <= LINE_BATCH_MAX) {
+		line_batch_addblock(&es->out, text, len - 1, nlines);
+		if (line_batch_full(&es->out))
+			out_send(es);
+		len = 0;
+	}
 	while (len > 0) {
 		room = LINE_BATCH_MAX > es->out.len ?
 		    LINE_BATCH_MAX - es->out.len : 0;

@@ -33,7 +33,8 @@ struct chain {
 void	 engine_send_decision(struct fsession *, enum filter_phase,
 	    const struct decision *, int);
 void	 engine_send_line(struct fsession *, const char *);
-void	 engine_send_lines(struct fsession *, const char *, size_t);
+void	 engine_send_lines(struct fsession *, const char *, size_t,
+	    uint32_t);
 void	 engine_report_all(struct fsession *, struct filter *, const char *);
 void	 engine_client_dot(struct fsession *);
 

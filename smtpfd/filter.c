@@ -546,16 +546,16 @@ filter_line(struct fsession *fs, uint64_t token, const char *line)
 }
 
 /*
- * Lines out of a data-line filter by the block (text: whole lines, each
- * ended by LF, dot-stuffed, none of them "."): straight to the output
- * when no filter comes after.  0 when they must go one by one.
+ * Lines out of a data-line filter by the block (text: n whole lines,
+ * each ended by LF, dot-stuffed, none of them ".", the longest of
+ * longest bytes): straight to the output when no filter comes after.
+ * 0 when they must go one by one.
  */
 int
 filter_lines(struct fsession *fs, uint64_t token, const char *text,
-    size_t len)
+    size_t len, uint32_t n, size_t longest)
 {
 	struct pipeline	*p = fs->pipeline;
-	const char	*l, *nl, *end = text + len;
 	size_t		 i;
 
 	if (p == NULL || p->failed)
@@ -567,16 +567,13 @@ filter_lines(struct fsession *fs, uint64_t token, const char *text,
 		return 1;
 	if (i + 1 != p->nstages)
 		return 0;
-	for (l = text; l < end; l = nl + 1) {
-		if ((nl = memchr(l, '\n', (size_t)(end - l))) == NULL)
-			fatalx("filter_lines: a line without LF");
-		if ((size_t)(nl - l) > FILTER_LINE_MAX) {
-			filter_failure(p->stages[i].filter, fs, "it made a "
-			    "line over 16 KB");
-			return 1;
-		}
+	if (longest > FILTER_LINE_MAX) {
+		filter_failure(p->stages[i].filter, fs, "it made a line over "
+		    "16 KB");
+		return 1;
 	}
-	engine_send_lines(fs, text, len);
+	if (n > 0)
+		engine_send_lines(fs, text, len, n);
 	return 1;
 }
 

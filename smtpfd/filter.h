@@ -207,7 +207,8 @@ struct filter {
 /* filter.c: what filter kinds call */
 void	 filter_answer(struct fsession *, uint64_t, const struct decision *);
 void	 filter_line(struct fsession *, uint64_t, const char *);
-int	 filter_lines(struct fsession *, uint64_t, const char *, size_t);
+int	 filter_lines(struct fsession *, uint64_t, const char *, size_t,
+	    uint32_t, size_t);
 /* the line given comes in a batch: it may be kept for data_flush */
 int	 filter_data_batching(struct fsession *);
 void	 filter_failure(struct filter *, struct fsession *, const char *);

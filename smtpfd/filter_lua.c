@@ -407,60 +407,106 @@ emit(struct lsession *ls, const char *line, size_t len)
 }
 
 /*
- * The body by the block, when no filter comes after this one: the runs
- * of lines without a leading dot as they are, a dotted line stuffed.
+ * Lines (text: each ended by LF) by the block, when no filter comes
+ * after this one: the runs of lines without a leading dot as they are
+ * (counted, and their longest measured, in the one pass that finds
+ * them), a dotted line stuffed.  0 when they must go one by one.
  */
 static int
-emit_body_block(struct lsession *ls, struct lmsg *m)
+emit_block(struct lsession *ls, const char *text, size_t len)
 {
-	const char	*p = m->body, *end = m->body + m->bodylen, *q, *nl;
+	const char	*p = text, *end = text + len, *q, *nl;
+	size_t		 longest;
+	uint32_t	 n;
 
 	if (ls->msg_failed)
 		return 1;
-	if (!filter_lines(ls->fs, ls->msg_token, p, 0))
+	if (!filter_lines(ls->fs, ls->msg_token, p, 0, 0, 0))
 		return 0;
-	while (p < end) {
+	while (p < end && !ls->msg_failed) {
 		if (*p == '.') {
 			nl = memchr(p, '\n', (size_t)(end - p));
 			emit(ls, p, (size_t)(nl - p));	/* stuffed again */
 			p = nl + 1;
 			continue;
 		}
-		for (q = p; q < end && *q != '.'; q = nl + 1)
+		longest = 0;
+		n = 0;
+		for (q = p; q < end && *q != '.'; q = nl + 1, n++) {
 			nl = memchr(q, '\n', (size_t)(end - q));
-		filter_lines(ls->fs, ls->msg_token, p, (size_t)(q - p));
+			if ((size_t)(nl - q) > longest)
+				longest = (size_t)(nl - q);
+		}
+		filter_lines(ls->fs, ls->msg_token, p, (size_t)(q - p), n,
+		    longest);
 		p = q;
 	}
 	return 1;
+}
+
+/* Lines (text: each ended by LF), by the block or one by one. */
+static void
+emit_text(struct lsession *ls, char *text, size_t len)
+{
+	char	*p, *nl;
+
+	if (emit_block(ls, text, len))
+		return;
+	for (p = text; p < text + len; p = nl + 1) {
+		nl = memchr(p, '\n', (size_t)(text + len - p));
+		*nl = '\0';	/* a string for emit(), without a copy */
+		emit(ls, p, (size_t)(nl - p));
+		*nl = '\n';
+	}
+}
+
+/* The header section as lines, in the filter's buffer. */
+static size_t
+header_text(struct lfilter *lf, const struct lmsg *m)
+{
+	const struct lheader	*h;
+	size_t			 i, len = 0, nlen, vlen;
+
+	for (i = 0; i < m->nhdrs; i++) {
+		h = &m->hdrs[i];
+		nlen = strlen(h->name);
+		vlen = strlen(h->value);
+		if (len + nlen + vlen + 3 > lf->head_size) {
+			lf->head_size = (len + nlen + vlen + 3) * 2;
+			lf->head = xreallocarray(lf->head, lf->head_size, 1);
+		}
+		memcpy(lf->head + len, h->name, nlen);
+		lf->head[len + nlen] = ':';
+		memcpy(lf->head + len + nlen + 1, h->value, vlen);
+		len += nlen + 1 + vlen;
+		lf->head[len++] = '\n';
+	}
+	if (m->separator || (m->nhdrs > 0 && m->nbody > 0)) {
+		if (len + 1 > lf->head_size) {
+			lf->head_size = len + 1;
+			lf->head = xreallocarray(lf->head, lf->head_size, 1);
+		}
+		lf->head[len++] = '\n';	/* the empty line */
+	}
+	return len;
 }
 
 static void
 emit_message(struct lsession *ls)
 {
 	struct lmsg	*m = &ls->msg;
-	struct lheader	*h;
-	char		*field, *p, *nl;
-	size_t		 i;
+	struct lfilter	*lf = ls->lf;
+	size_t		 len;
 
-	for (i = 0; i < m->nhdrs; i++) {
-		h = &m->hdrs[i];
-		xasprintf(&field, "%s:%s", h->name, h->value);
-		for (p = field; (nl = strchr(p, '\n')) != NULL; p = nl + 1)
-			emit(ls, p, (size_t)(nl - p));
-		emit(ls, p, strlen(p));
-		free(field);
-	}
-	if (m->separator || (m->nhdrs > 0 && m->nbody > 0))
-		emit(ls, "", 0);
-	if (m->body == NULL)
-		return;
-	if (emit_body_block(ls, m))
-		return;
-	for (p = m->body; p < m->body + m->bodylen; p = nl + 1) {
-		nl = memchr(p, '\n', (size_t)(m->body + m->bodylen - p));
-		*nl = '\0';	/* a string for emit(), without a copy */
-		emit(ls, p, (size_t)(nl - p));
-		*nl = '\n';
+	if ((len = header_text(lf, m)) > 0)
+		emit_text(ls, lf->head, len);
+	if (m->body != NULL)
+		emit_text(ls, m->body, m->bodylen);
+	/* A message of long headers does not keep its memory. */
+	if (lf->head_size > 64 * 1024) {
+		free(lf->head);
+		lf->head = NULL;
+		lf->head_size = 0;
 	}
 }
 
@@ -827,6 +873,7 @@ lua_stop(struct filter *f)
 		lua_close(lf->L);
 	free(lf->chunkname);
 	free(lf->script);
+	free(lf->head);
 	free(lf);
 	f->impl = NULL;
 }

@@ -102,6 +102,8 @@ struct lfilter {
 	lua_State		*spare;		/* a finished coroutine */
 	int			 spare_ref;
 	struct lcall		*spare_call;	/* a finished call, for reuse */
+	char			*head;		/* emit_message()'s headers */
+	size_t			 head_size;
 	int			 limit_ref;	/* the limit error's object */
 	int			 commit_hook;	/* on_commit: hold messages */
 	int			 line_hook;	/* on_data_line */
