@@ -304,7 +304,7 @@ session_can_read(struct session *s)
 {
 	return s->state == S_RELAY && !s->waiting &&
 	    (s->down == NULL || io_queued(s->down) < DOWN_OUT_HIGH) &&
-	    s->npending < PENDING_MAX - 4 &&
+	    s->npending <= PENDING_MAX - PENDING_RESERVE &&
 	    (!s->filtered || sf_can_read(s));
 }
 

@@ -33,6 +33,14 @@
 #define SESSION_CHUNK		4000
 #define REPLY_MAX_LINES		64
 #define PENDING_MAX		256	/* pipelined commands in flight */
+/*
+ * Room a session keeps in its pending ring before it reads a command:
+ * one client command pushes at most itself, the EHLO that follows an
+ * XCLIENT, and the identity lines before a MAIL (send_identity() puts
+ * at most 8 attributes, so at most 8 lines); an RSET after STARTTLS
+ * comes alone.
+ */
+#define PENDING_RESERVE		16
 
 struct session;
 

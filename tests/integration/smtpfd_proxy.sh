@@ -10,11 +10,11 @@ mtad_users
 ensure_user _smtpfd
 fuser=_smtpfd
 is_root || fuser=$user
-set -- $(free_ports 10)
+set -- $(free_ports 12)
 PORT=$1 XPORT=$2 TPORT=$3 RPORT=$4 DPORT=$5 PPORT=$6 PTPORT=$7 PRPORT=$8
 NPORT=$9
 shift 9
-DEADPORT=$1
+DEADPORT=$1 APORT=$2 SILENTPORT=$3
 mkdir "$TMP/other"
 if ! make_cert "$TMP" || ! make_cert "$TMP/other"; then
 	not_ok "openssl makes a test CA and certificates"
@@ -63,7 +63,35 @@ proxy on 127.0.0.1 port $PRPORT tls-require pki test \\
 # mtad's plain listener does not trust us with XCLIENT
 proxy on 127.0.0.1 port $NPORT forward to smtp://127.0.0.1:$PORT
 proxy on 127.0.0.1 port $DEADPORT forward to smtp://127.0.0.1:1
+# a trusted MTA in front, and a downstream that stops answering
+proxy on 127.0.0.1 port $APORT accept-identity \\
+    forward to smtp://127.0.0.1:$SILENTPORT xclient
 CONF
+
+# The silent downstream: it greets, offers PIPELINING and XCLIENT, takes
+# one XCLIENT and the EHLO after it, then answers nothing.
+python3 - "$SILENTPORT" <<'PY' &
+import signal, socket, sys, threading
+signal.alarm(600)	# the test kills it; this bounds it if the test dies
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(sys.argv[1])))
+s.listen(5)
+def serve(c):
+    f = c.makefile("rb")
+    c.sendall(b"220 silent ESMTP\r\n")
+    n = 0
+    for l in f:
+        n += 1
+        if n <= 3 and l[:4].upper() in (b"EHLO", b"XCLI"):
+            c.sendall(b"220 ok\r\n" if l[:4].upper() == b"XCLI" else
+                b"250-silent\r\n250-PIPELINING\r\n250 XCLIENT NAME ADDR "
+                b"PORT PROTO HELO LOGIN DESTADDR DESTPORT\r\n")
+while True:
+    c, _ = s.accept()
+    threading.Thread(target=serve, args=(c,), daemon=True).start()
+PY
+silentpid=$!
 
 start_daemon mtad -v -f "$TMP/mtad.conf"
 start_daemon smtpfd -v -f "$TMP/smtpfd.conf"
@@ -171,6 +199,36 @@ check "a half-closed client gets the reply to its message" \
 check "a half-closed client gets the reply to QUIT" grep -q "^221" "$TMP/halfclose.out"
 check "the half-closed client's message is queued once" \
     [ "$(message_with "Subject: half closed" | wc -l)" -eq 1 ]
+
+# A trusted client's identity, as long as XCLIENT makes it (NAME and
+# HELO in xtext, each alone on a downstream XCLIENT line), then 251
+# pipelined NOOPs the downstream never answers (the most a session
+# read on with before), then MAIL: the MAIL takes its XCLIENT lines,
+# the EHLO and itself, and the session must have kept room for them.
+python3 - "$APORT" >"$TMP/identity.out" 2>&1 <<'PY'
+import socket, sys, time
+c = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+c.settimeout(10)
+f = c.makefile("rb")
+f.readline()
+def xtext(s):
+    return "".join("+%02X" % ord(ch) if ch in "+=" else ch for ch in s)
+c.sendall(b"EHLO client.example\r\n")
+while f.readline()[3:4] == b"-":
+    pass
+c.sendall(("XCLIENT HELO=%s\r\n" % xtext("=" * 170)).encode())
+print(f.readline().decode().strip())
+c.sendall(("XCLIENT NAME=%s\r\n" % xtext("+" * 163 + "a")).encode())
+print(f.readline().decode().strip())
+c.sendall(b"NOOP\r\n" * 251 + b"MAIL FROM:<a@b.example>\r\n")
+time.sleep(1)
+c.close()
+PY
+check "a trusted client's XCLIENT is taken" \
+    sh -c '[ "$(grep -c "^220 2.0.0" "$1")" -eq 2 ]' sh "$TMP/identity.out"
+check "a long identity behind a full pipeline: smtpfd still runs" \
+    is_running "$fpid"
+kill "$silentpid" 2>/dev/null
 
 check "smtpfd is still running" is_running "$fpid"
 check "no sanitizer report" no_sanitizer_report "$TMP/smtpfd.log"
