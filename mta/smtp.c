@@ -7,6 +7,7 @@
  * the links of smtpf_link.c), and never reach the queue from here.
  */
 #include <sys/types.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 
 #include <netinet/in.h>
@@ -27,6 +28,16 @@
 #include "xmalloc.h"
 
 #define ACCEPT_PAUSE_SECONDS	1
+/*
+ * Descriptors: a session holds its client's socket and, in DATA, its
+ * message file; FD_RESERVE is for the rest (listening sockets, IPC,
+ * smtpf links, logs, the sessions on their way out).  More sessions
+ * than the limit holds are refused with 421 like those past
+ * max-sessions: out of descriptors, the kernel would drop a message
+ * file the queue passes (MSG_CTRUNC), and IPC takes that as malformed.
+ */
+#define FD_PER_SESSION		2
+#define FD_RESERVE		64
 
 struct listen_sock {
 	TAILQ_ENTRY(listen_sock) entry;
@@ -46,6 +57,7 @@ static TAILQ_HEAD(, tls_server) tls_servers =
     TAILQ_HEAD_INITIALIZER(tls_servers);
 static TAILQ_HEAD(, session)	 sessions = TAILQ_HEAD_INITIALIZER(sessions);
 static size_t			 nsessions;
+static size_t			 fd_sessions_max;	/* what the limit holds */
 static struct event		 ev_accept_pause;
 static int			 paused;	/* mtactl pause smtp */
 static size_t			 stat_sessions, stat_messages;
@@ -54,11 +66,36 @@ static void	 smtp_accept(int, short, void *);
 static void	 smtp_accept_resume(int, short, void *);
 static struct session *smtp_session_by_id(uint64_t);
 
+/* The soft descriptor limit raised to the hard one, and what it holds. */
+static void
+smtp_fd_limit(void)
+{
+	struct rlimit	 rl;
+	rlim_t		 n;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == -1)
+		fatal("getrlimit");
+	if (rl.rlim_cur < rl.rlim_max) {
+		n = rl.rlim_cur;
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) == -1)
+			rl.rlim_cur = n;
+	}
+	n = rl.rlim_cur;
+	if (n == RLIM_INFINITY || n > (rlim_t)SIZE_MAX / 2)
+		fd_sessions_max = SIZE_MAX;
+	else if (n <= FD_RESERVE)
+		fd_sessions_max = 0;
+	else
+		fd_sessions_max = (size_t)(n - FD_RESERVE) / FD_PER_SESSION;
+}
+
 void
 smtp_init(struct ipc_chan *parent)
 {
 	if (tls_init() == -1)
 		fatalx("tls_init");
+	smtp_fd_limit();
 	smtpf_links_init(parent);
 	evtimer_set(&ev_accept_pause, smtp_accept_resume, NULL);
 }
@@ -115,6 +152,11 @@ smtp_configured(struct ipc_chan *parent)
 	struct listen_sock	*ls;
 
 	(void)parent;
+	if (fd_sessions_max < mtad_conf->max_sessions)
+		log_warnx("the descriptor limit holds %zu sessions: more are "
+		    "refused (smtp limit max-sessions %zu; raise the limit, "
+		    "e.g. LimitNOFILE=)", fd_sessions_max,
+		    mtad_conf->max_sessions);
 	TAILQ_FOREACH(ls, &socks, entry) {
 		if (ls->listener->tls != LISTEN_TLS_NONE &&
 		    smtp_tls_server(ls->listener->pki) == NULL)
@@ -176,11 +218,14 @@ smtp_accept(int fd, short event, void *arg)
 	if (ss.ss_family != AF_UNIX)
 		setsockopt(cfd, IPPROTO_TCP, TCP_NODELAY, &(int){ 1 },
 		    sizeof(int));
-	if (nsessions >= mtad_conf->max_sessions) {
+	if (nsessions >= mtad_conf->max_sessions ||
+	    nsessions >= fd_sessions_max) {
 		/* Best effort: the client is refused either way. */
 		(void)!write(cfd, busy, sizeof(busy) - 1);
 		close(cfd);
-		log_warnx("refused a client: %zu sessions already", nsessions);
+		log_warnx("refused a client: %zu sessions already%s", nsessions,
+		    nsessions < mtad_conf->max_sessions ?
+		    " (the descriptor limit)" : "");
 		return;
 	}
 	if (ls->listener->nfilters > 0) {
