@@ -59,6 +59,7 @@ dummy(int fd, short ev, void *arg)
 	(void)arg;
 }
 
+/* The filter's resolver, made at its first use; NULL out of memory. */
 static struct evdns_base *
 resolver(struct lfilter *lf)
 {
@@ -68,8 +69,11 @@ resolver(struct lfilter *lf)
 		return lf->dns;
 	/* the engine runs on the default base (event_init) */
 	evtimer_set(&ev, dummy, NULL);
-	if ((lf->dns = evdns_base_new(event_get_base(&ev), 0)) == NULL)
-		fatalx("evdns_base_new");
+	if ((lf->dns = evdns_base_new(event_get_base(&ev), 0)) == NULL) {
+		log_warnx("filter %s: no resolver: out of memory",
+		    lf->f->name);
+		return NULL;
+	}
 	evdns_base_set_option(lf->dns, "timeout:", "3");
 	evdns_base_set_option(lf->dns, "attempts:", "2");
 	return lf->dns;
@@ -182,7 +186,11 @@ dns_lookup(lua_State *L)
 	if (c == NULL || c->co != L || !c->can_wait || !lua_isyieldable(L))
 		return luaL_error(L, "dns.lookup: only from a hook's own "
 		    "code, and not in on_data_line or report hooks");
-	base = resolver(lf);
+	if ((base = resolver(lf)) == NULL) {
+		lua_pushnil(L);
+		lua_pushstring(L, "no resolver (out of memory)");
+		return 2;
+	}
 	if (!lf->dns_servers) {
 		if (evdns_base_resolv_conf_parse(base, DNS_OPTION_NAMESERVERS,
 		    "/etc/resolv.conf") != 0 ||
@@ -236,8 +244,12 @@ dns_nameserver(lua_State *L)
 {
 	struct lfilter	*lf = lfilter_of(L);
 	const char	*addr = luaL_checkstring(L, 1);
+	struct evdns_base *base;
 
-	if (evdns_base_nameserver_ip_add(resolver(lf), addr) != 0)
+	if ((base = resolver(lf)) == NULL)
+		return luaL_error(L, "dns.nameserver: no resolver (out of "
+		    "memory)");
+	if (evdns_base_nameserver_ip_add(base, addr) != 0)
 		return luaL_error(L, "dns.nameserver: %s: not ADDRESS[:PORT]",
 		    addr);
 	lf->dns_servers = 1;
