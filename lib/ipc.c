@@ -17,6 +17,7 @@
 
 #include "ipc.h"
 #include "log.h"
+#include "monkey.h"
 #include "xmalloc.h"
 
 static void	ipc_update_events(struct ipc_chan *);
@@ -638,7 +639,9 @@ ipc_read_cb(int fd, short event, void *arg)
  * cost.  A batch ends with the first message that carries a descriptor
  * (attached to the batch: the receiver hands descriptors to the
  * messages flagged for one, in order, so it cannot go astray).
- * Returns 1 when all is written, 0 when the socket is full, -1 on error.
+ * Returns 1 when all is written, 0 when the socket is full, 2 when the
+ * kernel is short of memory for now (ENOBUFS, ENOMEM: not a lost peer),
+ * -1 on error.
  */
 static int
 ipc_write_some(struct ipc_chan *chan)
@@ -676,11 +679,15 @@ ipc_write_some(struct ipc_chan *chan)
 			cmsg->cmsg_type = SCM_RIGHTS;
 			memcpy(CMSG_DATA(cmsg), &fd, sizeof(int));
 		}
-		if ((n = sendmsg(chan->fd, &mh, MSG_NOSIGNAL)) == -1) {
+		n = MONKEY("ipc.write", ENOBUFS) ? -1 :
+		    sendmsg(chan->fd, &mh, MSG_NOSIGNAL);
+		if (n == -1) {
 			if (errno == EINTR)
 				continue;
 			if (errno == EAGAIN)
 				return 0;
+			if (errno == ENOBUFS || errno == ENOMEM)
+				return 2;
 			return -1;
 		}
 		/* The descriptor went with the first byte: not again. */
@@ -705,8 +712,9 @@ ipc_write_some(struct ipc_chan *chan)
 static void
 ipc_write_cb(int fd, short event, void *arg)
 {
-	struct ipc_chan	*chan = arg;
-	int		 r;
+	static const struct timeval	 retry = { 0, 100000 };
+	struct ipc_chan			*chan = arg;
+	int				 r;
 
 	(void)fd;
 	(void)event;
@@ -715,6 +723,13 @@ ipc_write_cb(int fd, short event, void *arg)
 		ipc_chan_close(chan);
 		if (chan->closed)
 			chan->closed(chan);
+		return;
+	}
+	if (r == 2) {
+		/* again in a while: the lazy timer's callback flushes */
+		log_warn("write to %s, retrying", chan->peer);
+		evtimer_del(&chan->ev_lazy);
+		evtimer_add(&chan->ev_lazy, &retry);
 		return;
 	}
 	if (r == 0)
@@ -745,9 +760,16 @@ int
 ipc_flush(struct ipc_chan *chan)
 {
 	struct pollfd	 pfd;
-	int		 r;
+	int		 r, tries = 0;
 
-	while ((r = ipc_write_some(chan)) == 0) {
+	while ((r = ipc_write_some(chan)) == 0 || r == 2) {
+		if (r == 2) {
+			/* short of memory: 5 s of pauses at most */
+			if (++tries > 50)
+				return -1;
+			usleep(100000);
+			continue;
+		}
 		pfd.fd = chan->fd;
 		pfd.events = POLLOUT;
 		if (poll(&pfd, 1, 5000) <= 0)

@@ -51,6 +51,10 @@
  *					is left alone for up to MONKEY_STALL_MS
  *					before it is read, so that the peers'
  *					and our own timeouts fire
+ *	ipc.write		ENOBUFS	lib/ipc.c: a sendmsg between two of
+ *					a daemon's processes: the kernel
+ *					short of memory for now; retried
+ *					100 ms later, nothing is lost
  *	downstream.connect	ECONNREFUSED  smtpfd/downstream.c: the
  *					connection to the downstream MTA:
  *					the client gets 421
