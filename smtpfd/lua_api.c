@@ -411,6 +411,37 @@ header_name_len(const char *line)
 	return i > 0 && line[i] == ':' ? i : 0;
 }
 
+/* Room for one more header: the array grows by doubling. */
+static void
+hdrs_grow(struct lmsg *m)
+{
+	if (m->nhdrs < m->hdrs_size)
+		return;
+	m->hdrs_size = m->hdrs_size ? m->hdrs_size * 2 : 16;
+	m->hdrs = xreallocarray(m->hdrs, m->hdrs_size, sizeof(*m->hdrs));
+}
+
+/*
+ * A folded line onto a header's value, in place: a client's header of
+ * many short folded lines costs its length, not its length squared.
+ */
+static void
+header_fold(struct lheader *h, const char *line, size_t len)
+{
+	if (h->value_size == 0) {
+		h->value_len = strlen(h->value);
+		h->value_size = h->value_len + 1;
+	}
+	if (h->value_len + len + 2 > h->value_size) {
+		h->value_size = (h->value_len + len + 2) * 2;
+		h->value = xreallocarray(h->value, h->value_size, 1);
+	}
+	h->value[h->value_len++] = '\n';
+	memcpy(h->value + h->value_len, line, len);
+	h->value_len += len;
+	h->value[h->value_len] = '\0';
+}
+
 int
 lmsg_header_add(struct lmsg *m, const char *name, const char *value,
     int pos)
@@ -419,9 +450,10 @@ lmsg_header_add(struct lmsg *m, const char *name, const char *value,
 
 	if (pos < 0 || n > m->nhdrs)
 		n = m->nhdrs;
-	m->hdrs = xreallocarray(m->hdrs, m->nhdrs + 1, sizeof(*m->hdrs));
+	hdrs_grow(m);
 	memmove(&m->hdrs[n + 1], &m->hdrs[n],
 	    (m->nhdrs - n) * sizeof(*m->hdrs));
+	memset(&m->hdrs[n], 0, sizeof(m->hdrs[n]));
 	m->hdrs[n].name = xstrdup(name);
 	m->hdrs[n].value = xstrdup(value);
 	m->nhdrs++;
@@ -454,7 +486,6 @@ lmsg_add(struct lmsg *m, const char *line, size_t len)
 {
 	struct lheader	*h;
 	size_t		 n;
-	char		*v;
 
 	if (m->bytes + len + 2 > LMSG_MAX)
 		return -1;
@@ -465,17 +496,14 @@ lmsg_add(struct lmsg *m, const char *line, size_t len)
 			return 0;
 		}
 		if ((line[0] == ' ' || line[0] == '\t') && m->nhdrs > 0) {
-			h = &m->hdrs[m->nhdrs - 1];
-			xasprintf(&v, "%s\n%s", h->value, line);
-			free(h->value);
-			h->value = v;
+			header_fold(&m->hdrs[m->nhdrs - 1], line, len);
 			m->bytes += len + 2;
 			return 0;
 		}
 		if ((n = header_name_len(line)) > 0) {
-			m->hdrs = xreallocarray(m->hdrs, m->nhdrs + 1,
-			    sizeof(*m->hdrs));
+			hdrs_grow(m);
 			h = &m->hdrs[m->nhdrs++];
+			memset(h, 0, sizeof(*h));
 			h->name = xstrndup(line, n);
 			h->value = xstrdup(line + n + 1);
 			m->bytes += len + 2;
@@ -635,6 +663,7 @@ m_change_header(lua_State *L)
 			m->bytes -= strlen(m->hdrs[i].value);
 			free(m->hdrs[i].value);
 			m->hdrs[i].value = v;
+			m->hdrs[i].value_size = 0;
 			lua_pushboolean(L, 1);
 			return 1;
 		}
@@ -649,25 +678,22 @@ m_remove_header(lua_State *L)
 	struct lmsg	*m = check_message(L);
 	const char	*name = check_name(L, 2);
 	lua_Integer	 n = luaL_optinteger(L, 3, 0), seen = 0, removed = 0;
-	size_t		 i = 0;
+	size_t		 i, kept = 0;
 
-	while (i < m->nhdrs) {
+	/* One pass that keeps the others in order: no move per removal. */
+	for (i = 0; i < m->nhdrs; i++) {
 		if (strcasecmp(m->hdrs[i].name, name) != 0 ||
 		    (n > 0 && ++seen != n)) {
-			i++;
+			m->hdrs[kept++] = m->hdrs[i];
 			continue;
 		}
 		m->bytes -= strlen(m->hdrs[i].name) +
 		    strlen(m->hdrs[i].value) + 3;
 		free(m->hdrs[i].name);
 		free(m->hdrs[i].value);
-		memmove(&m->hdrs[i], &m->hdrs[i + 1],
-		    (m->nhdrs - i - 1) * sizeof(*m->hdrs));
-		m->nhdrs--;
 		removed++;
-		if (n > 0)
-			break;
 	}
+	m->nhdrs = kept;
 	lua_pushinteger(L, removed);
 	return 1;
 }

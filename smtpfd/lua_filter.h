@@ -21,12 +21,15 @@
 struct lheader {
 	char		*name;
 	char		*value;		/* after the ':', folded with "\n" */
+	size_t		 value_len;	/* while folded lines come in */
+	size_t		 value_size;	/* (0: not known) */
 };
 
 /* A message held for on_commit: unstuffed lines, headers parsed. */
 struct lmsg {
 	struct lheader	*hdrs;
 	size_t		 nhdrs;
+	size_t		 hdrs_size;	/* room in hdrs */
 	char		*body;		/* the body's lines, each ended by LF */
 	size_t		 bodylen;
 	size_t		 bodysize;

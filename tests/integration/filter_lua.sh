@@ -338,6 +338,36 @@ check "after a refused commit the session goes on: the next message is queued" \
 check "failures: no message of a failed filter is queued" \
     [ -z "$(grep -l "lua failed" "$q"/*/message 2>/dev/null)" ]
 
+# A header folded over a million short lines, through on_commit: the
+# folds cost their length.  Before, each fold copied the whole value,
+# and the engine (every session with it) was stuck for about two
+# minutes; the reply's deadline, 30 s, is a hundred times what it takes.
+python3 - "$P" >"$TMP/folded.out" 2>&1 <<'PY'
+import socket, sys
+c = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+c.settimeout(30)
+f = c.makefile("rb")
+def reply():
+    while True:
+        l = f.readline()
+        if l[3:4] != b"-":
+            return l.decode().strip()
+reply()
+for cmd in (b"EHLO client.example", b"MAIL FROM:<a@b.example>",
+            b"RCPT TO:<u@test.example>", b"DATA"):
+    c.sendall(cmd + b"\r\n")
+    reply()
+c.sendall(b"Subject: lua folded many\r\nX-Folded-Many: start\r\n" +
+    b"\tx\r\n" * 1000000 + b"\r\nbody\r\n.\r\n")
+print(reply())
+c.sendall(b"QUIT\r\n")
+PY
+check "a header folded over a million lines goes through on_commit" \
+    grep -q "^250 " "$TMP/folded.out"
+m=$(message_with "Subject: [lua] lua folded many")
+check "  with all its folded lines" \
+    sh -c '[ -n "$1" ] && [ "$(grep -c "^	x$" "$1")" -eq 1000000 ]' sh "$m"
+
 L="$TMP/smtpfd.log"
 check "report: logged with session, filter and phase" \
     grep -Eq "[0-9a-f]{16} filter policy phase noop report: NOOP number 1" "$L"
