@@ -789,6 +789,14 @@ lua_start(struct filter *f)
 		return -1;
 	}
 	lua_atpanic(lf->L, lua_panic);
+	/*
+	 * A cycle when the heap is four times what the last one kept
+	 * (Lua's default: twice): content lines make many short-lived
+	 * strings, and a cycle marks what lives for each.  The memory
+	 * limit holds all the same: an allocation refused at the limit
+	 * makes Lua collect in full before it fails.
+	 */
+	lua_gc(lf->L, LUA_GCINC, 400, 0, 0);
 	lua_newtable(lf->L);
 	lf->limit_ref = luaL_ref(lf->L, LUA_REGISTRYINDEX);
 	lua_api_open(lf->L, lf);
