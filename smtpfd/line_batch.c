@@ -77,19 +77,26 @@ line_batch_free(struct line_batch *b)
  * copy of its own.
  */
 int
+line_batch_check(const char *lines, size_t len, uint32_t n)
+{
+	const char	*p, *end = lines + len;
+	uint32_t	 count = 1;
+
+	for (p = lines; (p = memchr(p, '\n', (size_t)(end - p))) != NULL; p++)
+		count++;
+	return n == 0 || count != n ? -1 : 0;
+}
+
+int
 line_batch_each(const char *lines, size_t len, uint32_t n,
     void (*fn)(void *, const char *, size_t), void *arg)
 {
 	static char	*spare;
 	static size_t	 spare_size;
 	static int	 spare_busy;
-	const char	*p, *end = lines + len;
 	char		*copy, *q, *lf;
-	uint32_t	 count = 1;
 
-	for (p = lines; (p = memchr(p, '\n', (size_t)(end - p))) != NULL; p++)
-		count++;
-	if (n == 0 || count != n)
+	if (line_batch_check(lines, len, n) == -1)
 		return -1;
 	if (spare_busy)
 		copy = xmalloc(len + 1);

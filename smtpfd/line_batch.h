@@ -29,6 +29,8 @@ int	 line_batch_full(const struct line_batch *);
 void	 line_batch_send(struct line_batch *, struct ipc_chan *, uint32_t,
 	    uint64_t);
 void	 line_batch_free(struct line_batch *);
+/* A received batch of len bytes holds n lines: 0, or -1. */
+int	 line_batch_check(const char *, size_t, uint32_t);
 /* Split a received batch of len bytes: calls fn for each of its n
  * lines, with the line's length. */
 int	 line_batch_each(const char *, size_t, uint32_t,

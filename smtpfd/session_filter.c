@@ -59,6 +59,64 @@ wants_event(struct session *s, enum filter_event e)
 	return s->filtered && (s->f_events & (1U << e));
 }
 
+/*
+ * An event's parameters from the few conversions the callers use (%s,
+ * %.*s, %08x, %zu), without printf's machinery: a message makes five
+ * or more events.  Anything else goes to vsnprintf().  Cut to fit.
+ */
+static void
+event_format(char *buf, size_t size, const char *fmt, va_list ap)
+{
+	static const char	 hex[] = "0123456789abcdef";
+	const char		*f, *str;
+	char			 num[24];
+	size_t			 len = 0, n, i;
+	unsigned int		 x;
+	va_list			 copy;
+
+	for (f = fmt; (f = strchr(f, '%')) != NULL; f++)
+		if (strncmp(f, "%s", 2) != 0 && strncmp(f, "%.*s", 4) != 0 &&
+		    strncmp(f, "%08x", 4) != 0 && strncmp(f, "%zu", 3) != 0) {
+			vsnprintf(buf, size, fmt, ap);
+			return;
+		}
+	va_copy(copy, ap);
+	for (f = fmt; *f != '\0'; ) {
+		if (*f != '%') {
+			str = f;
+			n = strcspn(f, "%");
+			f += n;
+		} else if (f[1] == 's') {
+			str = va_arg(copy, const char *);
+			n = strlen(str);
+			f += 2;
+		} else if (f[1] == '.') {
+			n = (size_t)va_arg(copy, int);
+			str = va_arg(copy, const char *);
+			n = strnlen(str, n);
+			f += 4;
+		} else if (f[1] == '0') {
+			x = va_arg(copy, unsigned int);
+			for (i = 0; i < 8; i++)
+				num[i] = hex[(x >> (28 - 4 * i)) & 0xf];
+			str = num;
+			n = 8;
+			f += 4;
+		} else {
+			n = (size_t)snprintf(num, sizeof(num), "%zu",
+			    va_arg(copy, size_t));
+			str = num;
+			f += 3;
+		}
+		if (n > size - 1 - len)
+			n = size - 1 - len;
+		memcpy(buf + len, str, n);
+		len += n;
+	}
+	va_end(copy);
+	buf[len] = '\0';
+}
+
 void
 sf_event(struct session *s, enum filter_event e, const char *fmt, ...)
 {
@@ -69,7 +127,7 @@ sf_event(struct session *s, enum filter_event e, const char *fmt, ...)
 	if (!wants_event(s, e))
 		return;
 	va_start(ap, fmt);
-	vsnprintf(buf, sizeof(buf), fmt, ap);
+	event_format(buf, sizeof(buf), fmt, ap);
 	va_end(ap);
 	chan = engine();
 	ipc_begin(chan, SMTPFD_MSG_FILTER_EVENT, -1);
@@ -407,13 +465,27 @@ sf_data_flush(struct session *s)
 	line_batch_send(&s->f_batch, engine(), SMTPFD_MSG_FILTER_DATA, s->id);
 }
 
-static void
-sf_data_out_cb(void *arg, const char *line, size_t len)
+/*
+ * A batch of lines out of the chain (n joined by LF) straight to the
+ * downstream's text: the lines need no strings of their own.
+ */
+static int
+sf_data_out_batch(struct session *s, const char *text, size_t len,
+    uint32_t n)
 {
-	struct session	*s = arg;
+	const char	*p, *nl, *end = text + len;
 
-	if (s->state != S_CLOSING)
-		sf_data_out(s, line, len);
+	if (line_batch_check(text, len, n) == -1)
+		return -1;
+	for (p = text; s->state != S_CLOSING; p = nl + 1) {
+		if ((nl = memchr(p, '\n', (size_t)(end - p))) == NULL)
+			nl = end;
+		sf_data_out(s, p, (size_t)(nl - p));
+		if (nl == end)
+			break;
+	}
+	sf_data_out_flush(s);
+	return 0;
 }
 
 /* The data-line filters make the message: its size is theirs. */
@@ -550,7 +622,7 @@ sf_data_out(struct session *s, const char *line, size_t len)
 {
 	if (s->f_data_fail != NULL || (!s->f_dot_sent && !s->in_content))
 		return;		/* the message was given up */
-	if (strcmp(line, ".") == 0) {
+	if (len == 1 && line[0] == '.') {
 		if (!s->f_dot_sent) {
 			/* The rest of the client's content must not be
 			 * read as commands: the message fails instead. */
@@ -565,7 +637,7 @@ sf_data_out(struct session *s, const char *line, size_t len)
 		return;
 	}
 	/* As stored: LF ends, the stuffing dot gone. */
-	s->msg_size += len + 1 - (line[0] == '.');
+	s->msg_size += len + 1 - (len > 0 && line[0] == '.');
 	if (down_len + len + 2 > down_size) {
 		down_size = (down_len + len + 2) * 2;
 		down_text = xreallocarray(down_text, down_size, 1);
@@ -662,7 +734,6 @@ sf_dispatch(struct ipc_msg *msg)
 	size_t		 len;
 	uint64_t	 id;
 	uint32_t	 a, b, c;
-	int		 r;
 
 	id = ipc_get_u64(msg);
 	s = session_find(id);
@@ -700,9 +771,7 @@ sf_dispatch(struct ipc_msg *msg)
 		ipc_get_end(msg);
 		if (s == NULL || s->state == S_CLOSING)
 			return 0;
-		r = line_batch_each(text, len, a, sf_data_out_cb, s);
-		sf_data_out_flush(s);
-		return r;
+		return sf_data_out_batch(s, text, len, a);
 	case SMTPFD_MSG_FILTER_DATA_ACK:
 		a = ipc_get_u32(msg);
 		ipc_get_end(msg);
