@@ -96,6 +96,10 @@ ipc_chan_close(struct ipc_chan *chan)
 	chan->inlen = chan->insize = 0;
 	free(chan->out);
 	chan->out = NULL;
+	chan->outlen = chan->outsize = 0;
+	/* A process may still compose for a peer it lost (a timer fires
+	 * while it stops): those messages go nowhere. */
+	chan->gone = 1;
 }
 
 const struct ipc_type *
@@ -237,6 +241,13 @@ ipc_queue(struct ipc_chan *chan)
 	hdr.len = (uint32_t)plen;
 	memcpy(chan->out, &hdr, sizeof(hdr));
 
+	if (chan->gone) {
+		if (chan->out_fd != -1)
+			close(chan->out_fd);
+		chan->out_desc = NULL;
+		chan->out_fd = -1;
+		return;
+	}
 	ipc_obuf_reserve(chan, chan->outlen);
 	memcpy(chan->obuf + chan->olen, chan->out, chan->outlen);
 	chan->olen += chan->outlen;
@@ -444,7 +455,7 @@ ipc_get_end(struct ipc_msg *msg)
 static void
 ipc_update_events(struct ipc_chan *chan)
 {
-	if (!chan->events_set || chan->ooff == chan->olen)
+	if (!chan->events_set || chan->ooff == chan->olen || chan->write_retry)
 		return;
 	if (chan->flush_queued || event_pending(&chan->ev_write, EV_WRITE,
 	    NULL))
@@ -726,8 +737,10 @@ ipc_write_cb(int fd, short event, void *arg)
 		return;
 	}
 	if (r == 2) {
-		/* again in a while: the lazy timer's callback flushes */
+		/* again in a while (the lazy timer's callback flushes), and
+		 * not before, whatever is queued meanwhile */
 		log_warn("write to %s, retrying", chan->peer);
+		chan->write_retry = 1;
 		evtimer_del(&chan->ev_lazy);
 		evtimer_add(&chan->ev_lazy, &retry);
 		return;
@@ -741,9 +754,12 @@ ipc_write_cb(int fd, short event, void *arg)
 static void
 ipc_lazy_cb(int fd, short event, void *arg)
 {
+	struct ipc_chan	*chan = arg;
+
 	(void)fd;
 	(void)event;
-	ipc_update_events(arg);
+	chan->write_retry = 0;
+	ipc_update_events(chan);
 }
 
 static void

@@ -90,9 +90,11 @@ struct ipc_chan {
 	struct event		 ev_read;
 	struct event		 ev_write;	/* only while the socket is full */
 	struct event		 ev_flush;	/* end of this loop turn */
-	struct event		 ev_lazy;	/* ipc_end_lazy()'s deadline */
+	struct event		 ev_lazy;	/* ipc_end_lazy()'s deadline, */
+	int			 write_retry;	/* or the retry after ENOBUFS */
 	int			 flush_queued;
 	int			 events_set;
+	int			 gone;		/* closed: messages are dropped */
 	uint8_t			*in;
 	size_t			 inlen;
 	size_t			 insize;

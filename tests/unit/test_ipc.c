@@ -5,6 +5,7 @@
 #include <sys/socket.h>
 #include <sys/wait.h>
 
+#include <fcntl.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -351,6 +352,41 @@ test_fd_passing(void)
 	close(pfd[0]);
 }
 
+/*
+ * A channel whose peer is gone: a process may still compose for it (a
+ * timer firing while it stops); the message is dropped, its descriptor
+ * closed, and nothing is written through freed buffers.
+ */
+static void
+test_closed_channel(void)
+{
+	struct ipc_chan	 tx;
+	int		 sp[2], fd;
+
+	if (socketpair(AF_UNIX, SOCK_STREAM, 0, sp) == -1) {
+		ok(0, "socketpair");
+		return;
+	}
+	ipc_chan_init(&tx, sp[0], "gone", IPC_PEER_INTERNAL, types, NTYPES,
+	    dispatch, NULL, NULL);
+	ipc_begin(&tx, T_MIXED, -1);
+	ipc_add_u32(&tx, 1);
+	ipc_add_u64(&tx, 2);
+	ipc_add_string(&tx, "before the close");
+	ipc_add_data(&tx, "x", 1);
+	ipc_end(&tx);
+	ipc_chan_close(&tx);
+	close(sp[1]);
+	fd = dup(0);
+	ipc_begin(&tx, T_FD, fd);
+	ipc_add_string(&tx, "after the close");
+	ipc_end(&tx);
+	ok(tx.olen == 0 && tx.nofds == 0, "a closed channel queues nothing");
+	ok(fcntl(fd, F_GETFD) == -1, "  and closes the descriptor it was "
+	    "given");
+	ipc_chan_close(&tx);
+}
+
 int
 main(void)
 {
@@ -361,5 +397,6 @@ main(void)
 	test_internal_is_fatal();
 	test_fd_passing();
 	test_batched_writes();
+	test_closed_channel();
 	return tap_done();
 }
