@@ -463,7 +463,7 @@ filter_data_flush(struct fsession *fs)
 			break;
 		if (f->ops->data_flush != NULL && !f->broken &&
 		    !p->stages[i].done)
-			f->ops->data_flush(f, fs);
+			f->ops->data_flush(f, fs, p->stages[i].token);
 	}
 	if ((p = fs->pipeline) != NULL)
 		p->batching = 0;

@@ -160,8 +160,10 @@ struct filter_ops {
 		    const char *, uint64_t);
 	/* the end of a batch of lines from the frontend (NULL: the kind
 	 * works each line as it comes): a kind that kept the batch's
-	 * lines (filter_data_batching()) works them now */
-	void	(*data_flush)(struct filter *, struct fsession *);
+	 * lines (filter_data_batching()) works them now, if they are the
+	 * message of this token (the lines of a message that failed
+	 * meanwhile are dropped) */
+	void	(*data_flush)(struct filter *, struct fsession *, uint64_t);
 	/* the engine stops, or a reload drops the filter */
 	void	(*stop)(struct filter *);
 	/* bytes the filter has not taken yet (NULL: none): the engine

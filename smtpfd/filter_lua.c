@@ -104,7 +104,9 @@ hook_names(void)
 /*
  * The state's allocator: the script may not grow the state past
  * mem_max.  The engine's own work on the state (sessions, arguments)
- * is not limited: it cannot fail half-way.
+ * is not limited: it cannot fail half-way.  (The content lines a batch
+ * gives on_data_line are made inside the script's run, under the
+ * limit: a failure there is the call's.)
  */
 static void *
 lua_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
@@ -1115,12 +1117,17 @@ lua_data_line(struct filter *f, struct fsession *fs, const char *line,
 }
 
 static void
-lua_data_flush(struct filter *f, struct fsession *fs)
+lua_data_flush(struct filter *f, struct fsession *fs, uint64_t token)
 {
 	struct lsession	*ls = lsession_of(f, fs);
 
-	if (ls != NULL)
-		data_lines_flush(ls);
+	if (ls == NULL)
+		return;
+	if (token != ls->msg_token) {
+		ls->lines_len = 0;	/* a failed message's */
+		return;
+	}
+	data_lines_flush(ls);
 }
 
 static void

@@ -14,8 +14,8 @@ mtad_users
 ensure_user _smtpfd
 fuser=_smtpfd
 is_root || fuser=$user
-set -- $(free_ports 7)
-P=$1 D=$2 PE=$3 PL=$4 PB=$5 PD=$6 DNSPORT=$7
+set -- $(free_ports 8)
+P=$1 D=$2 PE=$3 PL=$4 PB=$5 PD=$6 DNSPORT=$7 PS=$8
 SOCK="$TMP/smtpfd.sock"
 scenarios="$(dirname "$0")/../scenarios/filters"
 
@@ -199,6 +199,27 @@ function on_data_line(s, line)
 	return line
 end
 LUA
+# Two Lua filters: the first fails on a line, after the lines before it
+# went to the second; the second must never work them in a later message.
+cat >"$TMP/stale_a.lua" <<'LUA'
+function on_data_line(s, line)
+	if line == "explode" then
+		error("the first filter fails here")
+	end
+	if line == "drop" then
+		return nil
+	end
+	return line
+end
+LUA
+cat >"$TMP/stale_b.lua" <<'LUA'
+function on_data_line(s, line)
+	if line == "poison" then
+		error("the second filter got a line of a failed message")
+	end
+	return line
+end
+LUA
 cat >"$TMP/broken.lua" <<'LUA'
 function on_helo(s, name
 LUA
@@ -270,6 +291,10 @@ filter "badreturn" lua "$TMP/badreturn.lua" on-failure proceed
 filter "commitfail" lua "$TMP/commitfail.lua"
 filter "broken" lua "$TMP/broken.lua"
 chain "bad" { "error", "badreturn", "memory", "commitfail" }
+filter "stale_a" lua "$TMP/stale_a.lua"
+filter "stale_b" lua "$TMP/stale_b.lua"
+chain "stale" { "stale_a", "stale_b" }
+proxy on 127.0.0.1 port $PS chain "stale" forward to smtp://127.0.0.1:$D xclient
 filter "dns" lua "$TMP/dns.lua" timeout 10s
 proxy on 127.0.0.1 port $P chain "main" forward to smtp://127.0.0.1:$D xclient
 proxy on 127.0.0.1 port $PE chain "bad" forward to smtp://127.0.0.1:$D xclient
@@ -290,7 +315,7 @@ if ! wait_log "$TMP/mtad.log" "mtad ready" ||
 fi
 
 "$TOOLS/smtpscript" -D HOST=127.0.0.1 -D PORT="$P" -D ERRPORT="$PE" \
-    -D LOOPPORT="$PL" -D BROKENPORT="$PB" -D DNSPORT="$PD" \
+    -D LOOPPORT="$PL" -D BROKENPORT="$PB" -D DNSPORT="$PD" -D STALEPORT="$PS" \
     "$scenarios"/lua.smtp "$scenarios"/lua_failures.smtp \
     >"$TMP/script.tap" 2>&1
 tap_relay "lua: " <"$TMP/script.tap"
@@ -390,6 +415,8 @@ check "data-line: an endless loop on one line of a batch, the instruction limit,
     grep -Eq "filter loop phase data-line failed: on_data_line: .*loop.lua:1[0-9]: instruction limit of 100000 exceeded" "$L"
 check "data-line: an error on one line of a batch, with file:line" \
     grep -Eq "filter loop phase data-line failed: on_data_line: .*loop.lua:1[0-9]: this line breaks" "$L"
+check "data-line: a failed message's lines kept by the next filter are not worked in the next message" \
+    sh -c '! grep -q "got a line of a failed message" "$1"' sh "$L"
 check "data-line: after lines that failed the session goes on" \
     [ -n "$(message_with "Subject: lua lines after the failures")" ]
 check "unbounded allocation: the memory limit, with file:line" \

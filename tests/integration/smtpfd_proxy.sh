@@ -92,6 +92,7 @@ while True:
     threading.Thread(target=serve, args=(c,), daemon=True).start()
 PY
 silentpid=$!
+started_pids="$started_pids $silentpid"
 
 start_daemon mtad -v -f "$TMP/mtad.conf"
 start_daemon smtpfd -v -f "$TMP/smtpfd.conf"
