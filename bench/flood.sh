@@ -33,44 +33,32 @@ for f in bin/mtad bin/mtactl bin/smtpfd tests/tools/flood; do
 	[ -x "$build/$f" ] || { echo "bench: no $build/$f" >&2; exit 1; }
 done
 command -v openssl >/dev/null || { echo "bench: no openssl" >&2; exit 1; }
+BIN=$build/bin TOOLS=$build/tests/tools
+. "$top/tests/lib/common.sh"	# TMP, ensure_user, make_cert, wait_log
 . "$top/bench/cpus.sh"		# BENCH_PIN, tree, tree_sum, cpu
 SESSIONS=${BENCH_FLOOD_SESSIONS:-2000}
 CONC=${BENCH_FLOOD_CONCURRENCY:-500}
-T=$(mktemp -d /tmp/smtpfd-bench.XXXXXX)
-chmod 755 "$T"
+T=$TMP
 MPORT=30537 NPORT=30538 DPORT=30539
 hz=$(getconf CLK_TCK)
 mtad_pid='' smtpfd_pid=''
-trap 'stop_all; rm -rf "$T"' EXIT
+trap 'stop_all; cleanup' EXIT
 trap 'exit 1' HUP INT PIPE TERM
 
-for u in _smtpfd _mtad; do
-	id $u >/dev/null 2>&1 || useradd --system --no-create-home \
-	    --home-dir /nonexistent --shell /usr/sbin/nologin $u
-done
+ensure_user _smtpfd
+ensure_user _mtad
 
 # Each session holds a descriptor in the flood, one or two in mtad and
 # two in smtpfd; the daemons inherit this limit.
 ulimit -n 16384 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 
 # A CA and a certificate for localhost, for the STARTTLS sessions.
-openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=bench CA" \
-    -keyout "$T/ca.key" -out "$T/ca.pem" >/dev/null 2>&1 &&
-openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" \
-    -keyout "$T/key.pem" -out "$T/cert.csr" >/dev/null 2>&1 &&
-printf 'subjectAltName=DNS:localhost\n' >"$T/ext" &&
-openssl x509 -req -in "$T/cert.csr" -CA "$T/ca.pem" -CAkey "$T/ca.key" \
-    -CAcreateserial -days 2 -extfile "$T/ext" -out "$T/cert.pem" \
-    >/dev/null 2>&1 || { echo "bench: openssl failed" >&2; exit 1; }
+make_cert "$T" || { echo "bench: openssl failed" >&2; exit 1; }
 chmod 644 "$T/key.pem"
 
-wait_log() {
-	i=0
-	while [ $i -lt 100 ] && ! grep -q "$2" "$1"; do
-		sleep 0.1
-		i=$((i + 1))
-	done
-	grep -q "$2" "$1" || { echo "bench: no \"$2\" in $1:" >&2
+# started LOG REGEX: the daemon said REGEX, or the bench stops.
+started() {
+	wait_log "$1" "$2" || { echo "bench: no \"$2\" in $1:" >&2
 		cat "$1" >&2; exit 1; }
 }
 stop_tree() {
@@ -125,12 +113,12 @@ CONF
 	on_server_cpu "$build/bin/smtpfd" -d -f "$T/smtpfd.conf" \
 	    >"$T/smtpfd.log" 2>&1 &
 	smtpfd_pid=$!
-	wait_log "$T/smtpfd.log" "smtpfd ready"
+	started "$T/smtpfd.log" "smtpfd ready"
 	on_server_cpu "$build/bin/mtad" -d -f "$T/mtad.conf" \
 	    >"$T/mtad.log" 2>&1 &
 	mtad_pid=$!
-	wait_log "$T/mtad.log" "mtad ready"
-	wait_log "$T/smtpfd.log" "speaks smtpf"
+	started "$T/mtad.log" "mtad ready"
+	started "$T/smtpfd.log" "speaks smtpf"
 	"$build/bin/mtactl" -s "$T/mtad.sock" pause mda >/dev/null
 }
 
