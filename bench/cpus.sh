@@ -68,6 +68,28 @@ tree() {
 		tree "$c"
 	done
 }
+# stop_pid PID: SIGTERM to PID, 5 s for it to go, then SIGKILL.
+stop_pid() {
+	[ -n "$1" ] || return 0
+	kill "$1" 2>/dev/null
+	i=0
+	while [ $i -lt 50 ] && kill -0 "$1" 2>/dev/null; do
+		sleep 0.1
+		i=$((i + 1))
+	done
+	kill -9 "$1" 2>/dev/null
+	wait "$1" 2>/dev/null
+}
+# stop_tree PID: stop_pid (a daemon's parent stops its children), then
+# SIGKILL to whatever of its tree is left.
+stop_tree() {
+	[ -n "$1" ] || return 0
+	kids=$(tree "$1")
+	stop_pid "$1"
+	for k in $kids; do
+		kill -9 "$k" 2>/dev/null
+	done
+}
 # tree_sum PID FILE AWK: the sum over PID's tree of what the awk program
 # AWK prints of each process's /proc/P/FILE.
 tree_sum() {

@@ -35,7 +35,7 @@ done
 command -v openssl >/dev/null || { echo "bench: no openssl" >&2; exit 1; }
 BIN=$build/bin TOOLS=$build/tests/tools
 . "$top/tests/lib/common.sh"	# TMP, ensure_user, make_cert, wait_log
-. "$top/bench/cpus.sh"		# BENCH_PIN, tree, tree_sum, cpu
+. "$top/bench/cpus.sh"		# BENCH_PIN, tree_sum, cpu, stop_tree
 SESSIONS=${BENCH_FLOOD_SESSIONS:-2000}
 CONC=${BENCH_FLOOD_CONCURRENCY:-500}
 T=$TMP
@@ -60,20 +60,6 @@ chmod 644 "$T/key.pem"
 started() {
 	wait_log "$1" "$2" || { echo "bench: no \"$2\" in $1:" >&2
 		cat "$1" >&2; exit 1; }
-}
-stop_tree() {
-	[ -n "$1" ] || return 0
-	kids=$(tree "$1")
-	kill "$1" 2>/dev/null
-	i=0
-	while [ $i -lt 50 ] && kill -0 "$1" 2>/dev/null; do
-		sleep 0.1
-		i=$((i + 1))
-	done
-	for k in $1 $kids; do
-		kill -9 "$k" 2>/dev/null
-	done
-	wait "$1" 2>/dev/null
 }
 stop_all() {
 	stop_tree "$smtpfd_pid"

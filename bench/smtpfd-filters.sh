@@ -63,7 +63,7 @@ done
 BIN=$build/bin TOOLS=$build/tests/tools
 . "$top/tests/lib/common.sh"	# TMP, ensure_user, wait_gone, ...
 . "$top/tests/lib/peers.sh"	# opensmtpd_start, opensmtpd_stop
-. "$top/bench/cpus.sh"		# BENCH_PIN, tree, cpu
+. "$top/bench/cpus.sh"		# BENCH_PIN, tree, cpu, stop_pid, stop_tree
 T=$TMP
 FPORT=30537 SPORT=30538 OPORT=30539 OFPORT=30540
 MSGS=${BENCH_MSGS:-4000}	# messages per run
@@ -79,12 +79,6 @@ trap 'exit 1' HUP INT PIPE TERM
 ensure_user _smtpfd
 sink_pid='' smtpfd_pid='' probe_pid=''
 
-stop_pid() {
-	[ -n "$1" ] || return 0
-	kill "$1" 2>/dev/null
-	wait_gone "$1" 50 || kill -9 "$1" 2>/dev/null
-	wait "$1" 2>/dev/null
-}
 # filter_cpu ROOT: the ticks of the filter_noop processes in the tree.
 filter_cpu() {
 	total=0
@@ -163,11 +157,7 @@ CONF
 	return 0
 }
 stop_smtpfd() {
-	kids=$(tree "$smtpfd_pid")
-	stop_pid "$smtpfd_pid"
-	for k in $kids; do
-		kill -9 "$k" 2>/dev/null
-	done
+	stop_tree "$smtpfd_pid"
 	smtpfd_pid=
 }
 accepted() {

@@ -54,7 +54,7 @@ for c in smtp-source smtp-sink python3; do
 done
 [ -x "$build/bin/smtpfd" ] || { echo "bench: no $build/bin/smtpfd" >&2
     exit 1; }
-. "$top/bench/cpus.sh"		# BENCH_PIN, tree, cpu
+. "$top/bench/cpus.sh"		# BENCH_PIN, tree, cpu, stop_pid, stop_tree
 T=$(mktemp -d /tmp/smtpfd-bench.XXXXXX)
 chmod 755 "$T"
 FPORT=30527 SPORT=30528 MPORT=30529
@@ -139,34 +139,14 @@ CONF
 	"$build/bin/mtactl" -s "$T/mtad.sock" pause mda >/dev/null
 }
 stop_mtad() {
-	kids=$(tree "$mtad_pid")
-	stop_pid "$mtad_pid"
-	for k in $kids; do
-		kill -9 "$k" 2>/dev/null
-	done
+	stop_tree "$mtad_pid"
 	mtad_pid=
 }
 queued() {
 	find "$T/mtad-queue/queue" -name message 2>/dev/null | wc -l
 }
-stop_pid() {
-	[ -n "$1" ] || return 0
-	kill "$1" 2>/dev/null
-	i=0
-	while [ $i -lt 50 ] && kill -0 "$1" 2>/dev/null; do
-		sleep 0.1
-		i=$((i + 1))
-	done
-	kill -9 "$1" 2>/dev/null
-	wait "$1" 2>/dev/null
-}
 stop_smtpfd() {
-	# The parent stops its children; any left after it are killed.
-	kids=$(tree "$smtpfd_pid")
-	stop_pid "$smtpfd_pid"
-	for k in $kids; do
-		kill -9 "$k" 2>/dev/null
-	done
+	stop_tree "$smtpfd_pid"
 	smtpfd_pid=
 }
 stop_all() {
