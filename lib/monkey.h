@@ -58,6 +58,9 @@
  *	downstream.connect	ECONNREFUSED  smtpfd/downstream.c: the
  *					connection to the downstream MTA:
  *					the client gets 421
+ *	lua.body		ENOMEM	smtpfd/lua_api.c: the body a Lua
+ *					filter holds for on_commit grows: the
+ *					message fails (451), the engine lives
  *	dns.lookup		EIO	smtpfd/lua_dns.c: a Lua filter's
  *					dns.lookup() answers nil and an error
  * Table lookups (mta/table.c) are searches in memory that cannot fail

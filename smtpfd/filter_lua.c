@@ -527,8 +527,8 @@ pass_line(struct lsession *ls, const char *line, size_t len)
 	if (lmsg_add(&ls->msg, line, len) == -1) {
 		ls->msg_failed = 1;
 		lmsg_clear(&ls->msg);
-		filter_failure(lf->f, ls->fs, "the message is too large for "
-		    "on_commit (32 MB)");
+		filter_failure(lf->f, ls->fs, "the message cannot be held for "
+		    "on_commit (over 32 MB, or out of memory)");
 	}
 }
 

@@ -7,6 +7,7 @@
 #include <sys/types.h>
 
 #include <ctype.h>
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +21,7 @@
 #include "filter.h"
 #include "log.h"
 #include "lua_filter.h"
+#include "monkey.h"
 #include "xmalloc.h"
 
 #define DECISION_MT	"smtpfd.decision"
@@ -461,26 +463,39 @@ lmsg_header_add(struct lmsg *m, const char *name, const char *value,
 	return 0;
 }
 
-/* One text for the body: a line costs no allocation of its own. */
-static void
+/*
+ * One text for the body: a line costs no allocation of its own.  The
+ * body is the client's (up to 32 MB): -1 when there is no memory for
+ * it, which fails the message, not the engine.
+ */
+static int
 body_add(struct lmsg *m, const char *line, size_t len)
 {
+	size_t	 size;
+	char	*body;
+
 	if (m->body == NULL && spare_body != NULL) {
 		m->body = spare_body;
 		m->bodysize = spare_body_size;
 		spare_body = NULL;
 	}
 	if (m->bodylen + len + 1 > m->bodysize) {
-		m->bodysize = (m->bodylen + len + 1) * 2;
-		m->body = xreallocarray(m->body, m->bodysize, 1);
+		size = (m->bodylen + len + 1) * 2;
+		if (MONKEY("lua.body", ENOMEM) ||
+		    (body = realloc(m->body, size)) == NULL)
+			return -1;
+		m->body = body;
+		m->bodysize = size;
 	}
 	memcpy(m->body + m->bodylen, line, len);
 	m->body[m->bodylen + len] = '\n';
 	m->bodylen += len + 1;
 	m->nbody++;
+	return 0;
 }
 
-/* One more (unstuffed) line of the message; -1 past LMSG_MAX. */
+/* One more (unstuffed) line of the message; -1 past LMSG_MAX, or with
+ * no memory left for the body. */
 int
 lmsg_add(struct lmsg *m, const char *line, size_t len)
 {
@@ -512,7 +527,8 @@ lmsg_add(struct lmsg *m, const char *line, size_t len)
 		/* not a header: the body starts without a blank line */
 		m->in_body = 1;
 	}
-	body_add(m, line, len);
+	if (body_add(m, line, len) == -1)
+		return -1;
 	m->bytes += len + 2;
 	return 0;
 }
@@ -732,7 +748,10 @@ m_set_body(lua_State *L)
 		len = (size_t)(nl - p);
 		if (len > 0 && p[len - 1] == '\r')
 			len--;
-		body_add(&nb, p, len);
+		if (body_add(&nb, p, len) == -1) {
+			free(nb.body);
+			return luaL_error(L, "set_body: not enough memory");
+		}
 		bytes += len + 2;
 		p = *nl == '\n' ? nl + 1 : nl;
 	}

@@ -38,7 +38,7 @@ stall=${MONKEY_STALL_MS:-5000}
 # smtpf link carries every session: their rates are lower than the
 # queue's, and so is smtp.write's (per line of content).
 mtad_sites=${MONKEY_MTAD_SITES:-smtp.write=0.5,io.read=1,io.write=1,io.buffer=0.05,io.alloc=50,io.stall=5,ipc.write=20}
-smtpfd_sites=${MONKEY_SMTPFD_SITES:-io.read=1,io.write=1,io.buffer=0.05,io.alloc=50,io.stall=5,downstream.connect=100,ipc.write=20}
+smtpfd_sites=${MONKEY_SMTPFD_SITES:-io.read=1,io.write=1,io.buffer=0.05,io.alloc=50,io.stall=5,downstream.connect=100,ipc.write=20,lua.body=300}
 echo "# monkey rate=$rate/10000 seed=$seed duration=${duration}s" \
     "stall<=${stall}ms"
 echo "# mtad sites: $mtad_sites"
