@@ -20,6 +20,8 @@
 #include "monkey.h"
 #include "xmalloc.h"
 
+#define IPC_OBUF_KEEP	(128 * 1024)	/* output kept between bursts */
+
 static void	ipc_update_events(struct ipc_chan *);
 static void	ipc_read_cb(int, short, void *);
 static void	ipc_write_cb(int, short, void *);
@@ -27,8 +29,6 @@ static void	ipc_flush_cb(int, short, void *);
 static void	ipc_lazy_cb(int, short, void *);
 static void	ipc_queue(struct ipc_chan *);
 static void	ipc_obuf_reserve(struct ipc_chan *, size_t);
-
-#define IPC_OBUF_KEEP	(128 * 1024)	/* kept between bursts */
 static int	ipc_write_some(struct ipc_chan *);
 static int	ipc_process_input(struct ipc_chan *);
 static void	ipc_malformed(struct ipc_chan *, const char *, ...)

@@ -195,7 +195,7 @@ lcall_new(struct lfilter *lf, struct lsession *ls, enum lcall_kind kind,
 {
 	struct lcall	*c;
 
-	/* A call a line: the last one's memory serves again. */
+	/* A call a question or a batch: the last one's memory serves. */
 	if ((c = lf->spare_call) != NULL) {
 		lf->spare_call = NULL;
 		memset(c, 0, sizeof(*c));
@@ -223,11 +223,7 @@ static int
 lcall_push_hook(struct lcall *c)
 {
 	lua_rawgeti(c->co, LUA_REGISTRYINDEX, LUA_RIDX_GLOBALS);
-	/* A call a line: its name is not made anew from the C string. */
-	if (c->kind == LCALL_DATA_LINE)
-		lua_rawgeti(c->co, LUA_REGISTRYINDEX, c->lf->line_hook_name);
-	else
-		lua_pushstring(c->co, c->hook);
+	lua_pushstring(c->co, c->hook);
 	lua_rawget(c->co, -2);
 	lua_remove(c->co, -2);
 	if (lua_type(c->co, -1) != LUA_TFUNCTION) {
@@ -409,6 +405,31 @@ emit(struct lsession *ls, const char *line, size_t len)
 }
 
 /*
+ * The filter's scratch texts (the header section out, the lines kept
+ * for a batch): room for need bytes, and after use no more than 64 KB
+ * kept, so that a large message or batch does not keep its memory.
+ */
+static char *
+scratch_reserve(char *buf, size_t *size, size_t need)
+{
+	if (need > *size) {
+		*size = need < 4096 ? 4096 : need * 2;
+		buf = xreallocarray(buf, *size, 1);
+	}
+	return buf;
+}
+
+static void
+scratch_trim(char **buf, size_t *size)
+{
+	if (*size > 64 * 1024) {
+		free(*buf);
+		*buf = NULL;
+		*size = 0;
+	}
+}
+
+/*
  * Lines (text: each ended by LF) by the block, when no filter comes
  * after this one: the runs of lines without a leading dot as they are
  * (counted, and their longest measured, in the one pass that finds
@@ -473,10 +494,8 @@ header_text(struct lfilter *lf, const struct lmsg *m)
 		h = &m->hdrs[i];
 		nlen = strlen(h->name);
 		vlen = strlen(h->value);
-		if (len + nlen + vlen + 3 > lf->head_size) {
-			lf->head_size = (len + nlen + vlen + 3) * 2;
-			lf->head = xreallocarray(lf->head, lf->head_size, 1);
-		}
+		lf->head = scratch_reserve(lf->head, &lf->head_size,
+		    len + nlen + vlen + 3);
 		memcpy(lf->head + len, h->name, nlen);
 		lf->head[len + nlen] = ':';
 		memcpy(lf->head + len + nlen + 1, h->value, vlen);
@@ -484,10 +503,7 @@ header_text(struct lfilter *lf, const struct lmsg *m)
 		lf->head[len++] = '\n';
 	}
 	if (m->separator || (m->nhdrs > 0 && m->nbody > 0)) {
-		if (len + 1 > lf->head_size) {
-			lf->head_size = len + 1;
-			lf->head = xreallocarray(lf->head, lf->head_size, 1);
-		}
+		lf->head = scratch_reserve(lf->head, &lf->head_size, len + 1);
 		lf->head[len++] = '\n';	/* the empty line */
 	}
 	return len;
@@ -504,12 +520,7 @@ emit_message(struct lsession *ls)
 		emit_text(ls, lf->head, len);
 	if (m->body != NULL)
 		emit_text(ls, m->body, m->bodylen);
-	/* A message of long headers does not keep its memory. */
-	if (lf->head_size > 64 * 1024) {
-		free(lf->head);
-		lf->head = NULL;
-		lf->head_size = 0;
-	}
+	scratch_trim(&lf->head, &lf->head_size);
 }
 
 /* A line on its way out of this filter. */
@@ -832,8 +843,6 @@ lua_start(struct filter *f)
 		    phase_hooks[i]))
 			f->phases |= 1U << i;
 	lf->line_hook = global_function(lf->L, "on_data_line");
-	lua_pushstring(lf->L, "on_data_line");
-	lf->line_hook_name = luaL_ref(lf->L, LUA_REGISTRYINDEX);
 	lf->commit_hook = (f->phases & (1U << PHASE_COMMIT)) != 0;
 	if (lf->line_hook || lf->commit_hook)
 		f->phases |= 1U << PHASE_DATA_LINE;
@@ -1025,15 +1034,11 @@ message_end(struct lsession *ls, uint64_t token)
 static void
 data_lines_keep(struct lsession *ls, const char *line, size_t len)
 {
-	size_t	 want = ls->lines_len + len + 1;
-
-	if (want > ls->lines_size) {
-		ls->lines_size = want < 4096 ? 4096 : want * 2;
-		ls->lines = xreallocarray(ls->lines, ls->lines_size, 1);
-	}
+	ls->lines = scratch_reserve(ls->lines, &ls->lines_size,
+	    ls->lines_len + len + 1);
 	memcpy(ls->lines + ls->lines_len, line, len);
 	ls->lines[ls->lines_len + len] = '\0';
-	ls->lines_len = want;
+	ls->lines_len += len + 1;
 }
 
 /* The lines kept, through on_data_line. */
@@ -1069,12 +1074,7 @@ data_lines_flush(struct lsession *ls)
 		lfilter_resume(c, 3);
 	}
 	ls->lines_len = 0;
-	/* A batch of long lines does not keep its memory. */
-	if (ls->lines_size > 64 * 1024) {
-		free(ls->lines);
-		ls->lines = NULL;
-		ls->lines_size = 0;
-	}
+	scratch_trim(&ls->lines, &ls->lines_size);
 }
 
 static void

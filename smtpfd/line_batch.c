@@ -70,12 +70,6 @@ line_batch_free(struct line_batch *b)
 	memset(b, 0, sizeof(*b));
 }
 
-/*
- * The lines are split in a copy (the callbacks take NUL-terminated
- * strings), kept from one batch to the next: a batch a message costs no
- * allocation.  A callback that receives another batch meanwhile gets a
- * copy of its own.
- */
 int
 line_batch_check(const char *lines, size_t len, uint32_t n)
 {
@@ -87,6 +81,12 @@ line_batch_check(const char *lines, size_t len, uint32_t n)
 	return n == 0 || count != n ? -1 : 0;
 }
 
+/*
+ * The lines are split in a copy (the callbacks take NUL-terminated
+ * strings), kept from one batch to the next: a batch a message costs no
+ * allocation.  A callback that receives another batch meanwhile gets a
+ * copy of its own.
+ */
 int
 line_batch_each(const char *lines, size_t len, uint32_t n,
     void (*fn)(void *, const char *, size_t), void *arg)

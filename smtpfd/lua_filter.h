@@ -110,7 +110,6 @@ struct lfilter {
 	int			 limit_ref;	/* the limit error's object */
 	int			 commit_hook;	/* on_commit: hold messages */
 	int			 line_hook;	/* on_data_line */
-	int			 line_hook_name; /* its name, a Lua string */
 	int			 event_hook;	/* on_event */
 	uint32_t		 event_hooks;	/* on_tx_begin, ... */
 	TAILQ_HEAD(, lcall)	 calls;		/* waiting, all sessions */

@@ -74,39 +74,38 @@ event_format(char *buf, size_t size, const char *fmt, va_list ap)
 	unsigned int		 x;
 	va_list			 copy;
 
-	for (f = fmt; (f = strchr(f, '%')) != NULL; f++)
-		if (strncmp(f, "%s", 2) != 0 && strncmp(f, "%.*s", 4) != 0 &&
-		    strncmp(f, "%08x", 4) != 0 && strncmp(f, "%zu", 3) != 0) {
-			vsnprintf(buf, size, fmt, ap);
-			return;
-		}
 	va_copy(copy, ap);
 	for (f = fmt; *f != '\0'; ) {
 		if (*f != '%') {
 			str = f;
 			n = strcspn(f, "%");
 			f += n;
-		} else if (f[1] == 's') {
+		} else if (strncmp(f, "%s", 2) == 0) {
 			str = va_arg(copy, const char *);
 			n = strlen(str);
 			f += 2;
-		} else if (f[1] == '.') {
+		} else if (strncmp(f, "%.*s", 4) == 0) {
 			n = (size_t)va_arg(copy, int);
 			str = va_arg(copy, const char *);
 			n = strnlen(str, n);
 			f += 4;
-		} else if (f[1] == '0') {
+		} else if (strncmp(f, "%08x", 4) == 0) {
 			x = va_arg(copy, unsigned int);
 			for (i = 0; i < 8; i++)
 				num[i] = hex[(x >> (28 - 4 * i)) & 0xf];
 			str = num;
 			n = 8;
 			f += 4;
-		} else {
+		} else if (strncmp(f, "%zu", 3) == 0) {
 			n = (size_t)snprintf(num, sizeof(num), "%zu",
 			    va_arg(copy, size_t));
 			str = num;
 			f += 3;
+		} else {
+			/* ap itself is untouched: printf starts afresh */
+			va_end(copy);
+			vsnprintf(buf, size, fmt, ap);
+			return;
 		}
 		if (n > size - 1 - len)
 			n = size - 1 - len;
