@@ -809,14 +809,29 @@ session_data_line(void *arg, const char *line, size_t len)
 		filter_data_start_line(fs, line);
 }
 
-/* A batch of data lines, acknowledged as a whole. */
+/*
+ * A batch of data lines, acknowledged as a whole.  The lines before the
+ * message's end go to the chain's first filter as one block when it
+ * takes blocks (a Lua filter keeps them for one run of its script).
+ */
 static int
 session_data(struct fsession *fs, const char *lines, size_t len, uint32_t n)
 {
 	struct esession	*es = (struct esession *)fs;
+	uint32_t	 head;
+	size_t		 headlen;
 
 	es->unacked += n;
-	if (line_batch_each(lines, len, n, session_data_line, fs) == -1)
+	if (line_batch_scan(lines, len, n, &head, &headlen) == -1)
+		return -1;
+	if (head > 0 && fs->chain != NULL &&
+	    filter_data_start_block(fs, lines, headlen, head)) {
+		/* the rest, from the message's "." on, line by line */
+		if (head < n && line_batch_each(lines + headlen + 1,
+		    len - headlen - 1, n - head, session_data_line, fs) == -1)
+			return -1;
+	} else if (line_batch_each(lines, len, n, session_data_line,
+	    fs) == -1)
 		return -1;
 	if (fs->chain != NULL)
 		filter_data_flush(fs);

@@ -42,6 +42,8 @@ void	 engine_client_dot(struct fsession *);
 void	 filter_query_start(struct fsession *, enum filter_phase,
 	    const char *);
 void	 filter_data_start_line(struct fsession *, const char *);
+int	 filter_data_start_block(struct fsession *, const char *, size_t,
+	    uint32_t);
 void	 filter_data_flush(struct fsession *);
 void	 filter_session_end(struct fsession *);
 void	 filter_data_abort(struct fsession *);

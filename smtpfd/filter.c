@@ -446,6 +446,33 @@ filter_data_start_line(struct fsession *fs, const char *line)
 }
 
 /*
+ * Lines from the frontend by the block (n of them joined by LF, none of
+ * them "."), in a batch that filter_data_flush() ends: 1 when the first
+ * stage took them at once, 0 when they must come line by line.
+ */
+int
+filter_data_start_block(struct fsession *fs, const char *lines, size_t len,
+    uint32_t n)
+{
+	struct pipeline	*p;
+	struct filter	*f;
+
+	if (fs->pipeline == NULL)
+		pipeline_new(fs);
+	p = fs->pipeline;
+	if (p->failed)
+		return 1;	/* the frontend was told; it stops soon */
+	if (p->nstages == 0)
+		return 0;
+	f = p->stages[0].filter;
+	if (f->broken || f->ops->data_block == NULL)
+		return 0;
+	p->batching = 1;
+	f->ops->data_block(f, fs, lines, len, n, p->stages[0].token);
+	return 1;
+}
+
+/*
  * The end of a batch: the stages that kept its lines work them, in the
  * chain's order, so that what one gives the next is kept for it too
  * and a script is called once for the batch, not once a line.

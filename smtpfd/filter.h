@@ -158,6 +158,11 @@ struct filter_ops {
 	 * the last one "." */
 	void	(*data_line)(struct filter *, struct fsession *,
 		    const char *, uint64_t);
+	/* n content lines joined by LF (dot-stuffed, none of them "."),
+	 * of a batch from the frontend (NULL: data_line for each): kept
+	 * for data_flush, or answered as data_line's are */
+	void	(*data_block)(struct filter *, struct fsession *,
+		    const char *, size_t, uint32_t, uint64_t);
 	/* the end of a batch of lines from the frontend (NULL: the kind
 	 * works each line as it comes): a kind that kept the batch's
 	 * lines (filter_data_batching()) works them now, if they are the

@@ -523,7 +523,10 @@ emit_message(struct lsession *ls)
 	scratch_trim(&lf->head, &lf->head_size);
 }
 
-/* A line on its way out of this filter. */
+/*
+ * A line on its way out of this filter: held for on_commit, or kept
+ * with the others of the batch until emit_out(), to go on by the block.
+ */
 static void
 pass_line(struct lsession *ls, const char *line, size_t len)
 {
@@ -532,7 +535,11 @@ pass_line(struct lsession *ls, const char *line, size_t len)
 	if (ls->msg_failed)
 		return;
 	if (!lf->commit_hook) {
-		emit(ls, line, len);
+		lf->out = scratch_reserve(lf->out, &lf->out_size,
+		    lf->out_len + len + 1);
+		memcpy(lf->out + lf->out_len, line, len);
+		lf->out[lf->out_len + len] = '\n';
+		lf->out_len += len + 1;
 		return;
 	}
 	if (lmsg_add(&ls->msg, line, len) == -1) {
@@ -541,6 +548,18 @@ pass_line(struct lsession *ls, const char *line, size_t len)
 		filter_failure(lf->f, ls->fs, "the message cannot be held for "
 		    "on_commit (over 32 MB, or out of memory)");
 	}
+}
+
+/* The lines pass_line() kept, on to the next filter or the frontend. */
+static void
+emit_out(struct lsession *ls)
+{
+	struct lfilter	*lf = ls->lf;
+
+	if (lf->out_len > 0 && !ls->msg_failed)
+		emit_text(ls, lf->out, lf->out_len);
+	lf->out_len = 0;
+	scratch_trim(&lf->out, &lf->out_size);
 }
 
 /* What a hook returned, as a decision for its phase. */
@@ -650,13 +669,18 @@ data_lines_run(lua_State *co)
 {
 	struct lcall	*c = lua_touserdata(co, 1);
 	struct lsession	*ls = c->ls;
-	const char	*line;
+	const char	*line, *nl;
 	size_t		 len;
 
 	while (c->line_next < ls->lines_len && !ls->msg_failed) {
 		line = ls->lines + c->line_next;
-		len = strlen(line);
+		nl = memchr(line, '\n', ls->lines_len - c->line_next);
+		len = (size_t)(nl - line);
 		c->line_next += len + 1;
+		if (line[0] == '.') {		/* unstuffed */
+			line++;
+			len--;
+		}
 		c->line_in = line;
 		c->line_in_len = len;
 		c->instructions = 0;
@@ -893,6 +917,7 @@ lua_stop(struct filter *f)
 	free(lf->chunkname);
 	free(lf->script);
 	free(lf->head);
+	free(lf->out);
 	free(lf);
 	f->impl = NULL;
 }
@@ -1031,13 +1056,14 @@ message_end(struct lsession *ls, uint64_t token)
 }
 
 /* A line for on_data_line, kept until the batch it came in ends. */
+/* Lines (len bytes, n joined by LF, dot-stuffed) for on_data_line. */
 static void
-data_lines_keep(struct lsession *ls, const char *line, size_t len)
+data_lines_keep(struct lsession *ls, const char *lines, size_t len)
 {
 	ls->lines = scratch_reserve(ls->lines, &ls->lines_size,
 	    ls->lines_len + len + 1);
-	memcpy(ls->lines + ls->lines_len, line, len);
-	ls->lines[ls->lines_len + len] = '\0';
+	memcpy(ls->lines + ls->lines_len, lines, len);
+	ls->lines[ls->lines_len + len] = '\n';
 	ls->lines_len += len + 1;
 }
 
@@ -1046,8 +1072,8 @@ static void
 data_lines_flush(struct lsession *ls)
 {
 	struct lcall	*c;
-	const char	*line;
-	size_t		 off;
+	const char	*line, *nl;
+	size_t		 off, len;
 
 	if (ls->lines_len == 0)
 		return;
@@ -1064,10 +1090,14 @@ data_lines_flush(struct lsession *ls)
 		/* gone since the script started: the lines pass */
 		lua_settop(c->co, 0);
 		lcall_free(c);
-		for (off = 0; off < ls->lines_len && !ls->msg_failed;
-		    off += strlen(line) + 1) {
+		for (off = 0; off < ls->lines_len; off += len + 1) {
 			line = ls->lines + off;
-			pass_line(ls, line, strlen(line));
+			nl = memchr(line, '\n', ls->lines_len - off);
+			len = (size_t)(nl - line);
+			if (line[0] == '.')
+				pass_line(ls, line + 1, len - 1);
+			else
+				pass_line(ls, line, len);
 		}
 	} else {
 		lua_api_session(c->co, ls);
@@ -1075,19 +1105,18 @@ data_lines_flush(struct lsession *ls)
 	}
 	ls->lines_len = 0;
 	scratch_trim(&ls->lines, &ls->lines_size);
+	emit_out(ls);
 }
 
-static void
-lua_data_line(struct filter *f, struct fsession *fs, const char *line,
-    uint64_t token)
+/* A line or a block of lines for this filter: of a new message? */
+static struct lsession *
+data_lsession(struct filter *f, struct fsession *fs, uint64_t token)
 {
-	struct lfilter	*lf = f->impl;
 	struct lsession	*ls = lsession_of(f, fs);
-	size_t		 len;
 
 	if (ls == NULL) {
 		filter_failure(f, fs, "no Lua state for the session");
-		return;
+		return NULL;
 	}
 	if (token != ls->msg_token) {
 		lmsg_clear(&ls->msg);
@@ -1096,6 +1125,18 @@ lua_data_line(struct filter *f, struct fsession *fs, const char *line,
 		ls->commit_ready = 0;
 		ls->lines_len = 0;	/* an aborted message's */
 	}
+	return ls;
+}
+
+static void
+lua_data_line(struct filter *f, struct fsession *fs, const char *line,
+    uint64_t token)
+{
+	struct lfilter	*lf = f->impl;
+	struct lsession	*ls;
+
+	if ((ls = data_lsession(f, fs, token)) == NULL)
+		return;
 	if (strcmp(line, ".") == 0) {
 		data_lines_flush(ls);	/* the lines before it first */
 		if (!ls->msg_failed)
@@ -1104,16 +1145,49 @@ lua_data_line(struct filter *f, struct fsession *fs, const char *line,
 	}
 	if (ls->msg_failed)
 		return;
-	if (line[0] == '.')
-		line++;
-	len = strlen(line);
 	if (!lf->line_hook) {
-		pass_line(ls, line, len);
+		if (line[0] == '.')
+			line++;
+		pass_line(ls, line, strlen(line));
+		emit_out(ls);
 		return;
 	}
-	data_lines_keep(ls, line, len);
+	data_lines_keep(ls, line, strlen(line));
 	if (!filter_data_batching(fs))
 		data_lines_flush(ls);
+}
+
+/*
+ * A batch's lines before the message's end at once: kept as they come
+ * for on_data_line (one copy for the batch, where they would be split
+ * and copied a line at a time), or held for on_commit.
+ */
+static void
+lua_data_block(struct filter *f, struct fsession *fs, const char *lines,
+    size_t len, uint32_t n, uint64_t token)
+{
+	struct lfilter	*lf = f->impl;
+	struct lsession	*ls;
+	const char	*p, *end = lines + len, *nl;
+
+	(void)n;
+	if ((ls = data_lsession(f, fs, token)) == NULL || ls->msg_failed)
+		return;
+	if (lf->line_hook) {
+		data_lines_keep(ls, lines, len);
+		if (!filter_data_batching(fs))
+			data_lines_flush(ls);
+		return;
+	}
+	for (p = lines; p <= end && !ls->msg_failed; p = nl + 1) {
+		if ((nl = memchr(p, '\n', (size_t)(end - p))) == NULL)
+			nl = end;
+		if (p < nl && *p == '.')
+			pass_line(ls, p + 1, (size_t)(nl - p) - 1);
+		else
+			pass_line(ls, p, (size_t)(nl - p));
+	}
+	emit_out(ls);
 }
 
 static void
@@ -1185,6 +1259,7 @@ const struct filter_ops filter_lua_ops = {
 	.report = lua_report,
 	.query = lua_query,
 	.data_line = lua_data_line,
+	.data_block = lua_data_block,
 	.data_flush = lua_data_flush,
 	.stop = lua_stop,
 };

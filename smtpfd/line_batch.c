@@ -82,6 +82,37 @@ line_batch_check(const char *lines, size_t len, uint32_t n)
 }
 
 /*
+ * The message's "." is the last line of its batch (the frontend sends
+ * a batch when it holds one), but nothing here counts on it: the lines
+ * before the first "." may go on as a block, the rest one by one.
+ */
+int
+line_batch_scan(const char *lines, size_t len, uint32_t n, uint32_t *head,
+    size_t *headlen)
+{
+	const char	*p = lines, *end = lines + len, *lf;
+	uint32_t	 count = 0;
+	int		 dot = 0;
+
+	*head = n;
+	*headlen = len;
+	for (;;) {
+		if ((lf = memchr(p, '\n', (size_t)(end - p))) == NULL)
+			lf = end;
+		if (!dot && lf - p == 1 && *p == '.') {
+			dot = 1;
+			*head = count;
+			*headlen = p == lines ? 0 : (size_t)(p - lines) - 1;
+		}
+		count++;
+		if (lf == end)
+			break;
+		p = lf + 1;
+	}
+	return n == 0 || count != n ? -1 : 0;
+}
+
+/*
  * The lines are split in a copy (the callbacks take NUL-terminated
  * strings), kept from one batch to the next: a batch a message costs no
  * allocation.  A callback that receives another batch meanwhile gets a

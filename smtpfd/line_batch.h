@@ -31,6 +31,11 @@ void	 line_batch_send(struct line_batch *, struct ipc_chan *, uint32_t,
 void	 line_batch_free(struct line_batch *);
 /* A received batch of len bytes holds n lines: 0, or -1. */
 int	 line_batch_check(const char *, size_t, uint32_t);
+/* A received batch of len bytes holds n lines: 0, and the number of
+ * lines before its first "." line (all n when it holds none) in *head,
+ * their length (joined by LF) in *headlen; or -1. */
+int	 line_batch_scan(const char *, size_t, uint32_t, uint32_t *,
+	    size_t *);
 /* Split a received batch of len bytes: calls fn for each of its n
  * lines, with the line's length. */
 int	 line_batch_each(const char *, size_t, uint32_t,

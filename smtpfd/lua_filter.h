@@ -81,7 +81,7 @@ struct lsession {
 	uint32_t		 table_version;
 	struct lmsg		 msg;
 	char			*lines;		/* data lines for on_data_line, */
-	size_t			 lines_len;	/* each ended by NUL */
+	size_t			 lines_len;	/* dot-stuffed, each ended by LF */
 	size_t			 lines_size;
 	uint64_t		 msg_token;	/* the message being held */
 	int			 msg_failed;
@@ -107,6 +107,9 @@ struct lfilter {
 	struct lcall		*spare_call;	/* a finished call, for reuse */
 	char			*head;		/* emit_message()'s headers */
 	size_t			 head_size;
+	char			*out;		/* lines out of on_data_line, */
+	size_t			 out_len;	/* each ended by LF, until */
+	size_t			 out_size;	/* emit_out() */
 	int			 limit_ref;	/* the limit error's object */
 	int			 commit_hook;	/* on_commit: hold messages */
 	int			 line_hook;	/* on_data_line */

@@ -1,7 +1,8 @@
 /*
  * Batches of content lines (smtpfd/line_batch.c): what is added comes
  * out line by line with its length, a count that disagrees is refused,
- * and a batch split while another is being split keeps its own copy.
+ * a batch split while another is being split keeps its own copy, and
+ * the lines before a message's "." are found for the block path.
  */
 #include <stdio.h>
 #include <string.h>
@@ -77,6 +78,29 @@ main(void)
 
 	ok(line_batch_each("one\ntwo", 7, 2, nested, NULL) == 0 &&
 	    inner_ok && outer_ok, "a batch split inside another's split");
+
+	{
+		uint32_t	 head;
+		size_t		 headlen;
+
+		ok(line_batch_scan("a\n..\nb", 7, 3, &head, &headlen) == 0 &&
+		    head == 3 && headlen == 7,
+		    "scan: no \".\" line (a stuffed one is not): all lines");
+		ok(line_batch_scan("a\nbc\n.", 6, 3, &head, &headlen) == 0 &&
+		    head == 2 && headlen == 4,
+		    "scan: the lines before the last line's \".\"");
+		ok(line_batch_scan(".", 1, 1, &head, &headlen) == 0 &&
+		    head == 0 && headlen == 0, "scan: \".\" alone: none before");
+		ok(line_batch_scan("a\n.\nb\n.", 7, 4, &head, &headlen) == 0 &&
+		    head == 1 && headlen == 1,
+		    "scan: a \".\" inside: the lines before the first");
+		ok(line_batch_scan("\n\n.", 3, 3, &head, &headlen) == 0 &&
+		    head == 2 && headlen == 1, "scan: empty lines before \".\"");
+		ok(line_batch_scan("a\nb", 3, 3, &head, &headlen) == -1,
+		    "scan: a count that disagrees is refused");
+		ok(line_batch_scan("", 0, 0, &head, &headlen) == -1,
+		    "scan: no line: refused");
+	}
 
 	line_batch_free(&b);
 	ok(b.buf == NULL && b.n == 0, "freed");
