@@ -35,6 +35,7 @@
 #include "ipc.h"
 #include "log.h"
 #include "metrics.h"
+#include "placement.h"
 #include "smtpfd.h"
 #include "xmalloc.h"
 
@@ -103,6 +104,7 @@ engine_init(struct ipc_chan *parent)
 	evtimer_set(&ev_flush, out_flush, NULL);
 	if (sched_setscheduler(0, SCHED_BATCH, &param) == -1)
 		log_warn("engine: SCHED_BATCH");
+	placement_init();
 }
 
 static void
@@ -1139,8 +1141,17 @@ engine_dispatch(struct ipc_chan *chan, struct ipc_msg *msg)
 	}
 	if (strcmp(chan->peer, "frontend") != 0)
 		return -1;
+	placement_tick();
 	if (msg->type == SMTPFD_MSG_SESSION_OPEN) {
 		session_open(msg);
+		return 0;
+	}
+	if (msg->type == SMTPFD_MSG_FRONTEND_CPU) {
+		u = ipc_get_u32(msg);
+		ipc_get_end(msg);
+		if (u >= CPU_SETSIZE)
+			return -1;
+		placement_follow(u);
 		return 0;
 	}
 	id = ipc_get_u64(msg);

@@ -29,6 +29,7 @@
 #include "ipc.h"
 #include "log.h"
 #include "line_batch.h"
+#include "placement.h"
 #include "session.h"
 #include "xmalloc.h"
 
@@ -41,10 +42,14 @@ static void	 sf_data_out_flush(struct session *);
 static char	*down_text;
 static size_t	 down_len, down_size;
 
+/* The engine, told first where we run when that changed (placement.c). */
 static struct ipc_chan *
 engine(void)
 {
-	return proc_peer("engine");
+	struct ipc_chan	*chan = proc_peer("engine");
+
+	placement_tell(chan);
+	return chan;
 }
 
 static int

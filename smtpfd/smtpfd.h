@@ -55,6 +55,7 @@ enum smtpfd_msg_type {
 	SMTPFD_MSG_FILTER_DATA,		/* frontend -> engine: q id, s line */
 	SMTPFD_MSG_FILTER_DATA_OUT,	/* engine -> frontend: q id, s line */
 	SMTPFD_MSG_FILTER_DATA_ACK,	/* engine -> frontend: q id, u lines */
+	SMTPFD_MSG_FRONTEND_CPU,	/* frontend -> engine: u cpu */
 	SMTPFD_MSG_METRICS_SOCKET,	/* parent -> control: fd */
 };
 
