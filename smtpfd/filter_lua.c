@@ -33,6 +33,7 @@
 
 #include "engine.h"
 #include "filter.h"
+#include "line_batch.h"
 #include "log.h"
 #include "lua_filter.h"
 #include "smtpfd.h"
@@ -406,9 +407,13 @@ emit(struct lsession *ls, const char *line, size_t len)
 
 /*
  * The filter's scratch texts (the header section out, the lines kept
- * for a batch): room for need bytes, and after use no more than 64 KB
- * kept, so that a large message or batch does not keep its memory.
+ * for a batch, the lines out of on_data_line): room for need bytes, and
+ * after use no more than SCRATCH_KEEP kept, so that a large message
+ * does not keep its memory (but a full batch's, twice LINE_BATCH_MAX
+ * with the doubling, is not given back and taken again each time).
  */
+#define SCRATCH_KEEP	(4 * LINE_BATCH_MAX)
+
 static char *
 scratch_reserve(char *buf, size_t *size, size_t need)
 {
@@ -422,7 +427,7 @@ scratch_reserve(char *buf, size_t *size, size_t need)
 static void
 scratch_trim(char **buf, size_t *size)
 {
-	if (*size > 64 * 1024) {
+	if (*size > SCRATCH_KEEP) {
 		free(*buf);
 		*buf = NULL;
 		*size = 0;
@@ -523,9 +528,23 @@ emit_message(struct lsession *ls)
 	scratch_trim(&lf->head, &lf->head_size);
 }
 
+/* The lines pass_line() kept, on to the next filter or the frontend. */
+static void
+emit_out(struct lsession *ls)
+{
+	struct lfilter	*lf = ls->lf;
+
+	if (lf->out_len > 0 && !ls->msg_failed)
+		emit_text(ls, lf->out, lf->out_len);
+	lf->out_len = 0;
+	scratch_trim(&lf->out, &lf->out_size);
+}
+
 /*
- * A line on its way out of this filter: held for on_commit, or kept
- * with the others of the batch until emit_out(), to go on by the block.
+ * A line on its way out of this filter (len bytes, not a string): held
+ * for on_commit, or kept with the others of the batch until emit_out(),
+ * to go on by the block; a batch's worth at a time, so that a script
+ * that makes many lines of each does not make them all wait here.
  */
 static void
 pass_line(struct lsession *ls, const char *line, size_t len)
@@ -540,6 +559,8 @@ pass_line(struct lsession *ls, const char *line, size_t len)
 		memcpy(lf->out + lf->out_len, line, len);
 		lf->out[lf->out_len + len] = '\n';
 		lf->out_len += len + 1;
+		if (lf->out_len >= LINE_BATCH_MAX)
+			emit_out(ls);
 		return;
 	}
 	if (lmsg_add(&ls->msg, line, len) == -1) {
@@ -548,18 +569,6 @@ pass_line(struct lsession *ls, const char *line, size_t len)
 		filter_failure(lf->f, ls->fs, "the message cannot be held for "
 		    "on_commit (over 32 MB, or out of memory)");
 	}
-}
-
-/* The lines pass_line() kept, on to the next filter or the frontend. */
-static void
-emit_out(struct lsession *ls)
-{
-	struct lfilter	*lf = ls->lf;
-
-	if (lf->out_len > 0 && !ls->msg_failed)
-		emit_text(ls, lf->out, lf->out_len);
-	lf->out_len = 0;
-	scratch_trim(&lf->out, &lf->out_size);
 }
 
 /* What a hook returned, as a decision for its phase. */
@@ -1055,8 +1064,10 @@ message_end(struct lsession *ls, uint64_t token)
 	lfilter_resume(c, 2);
 }
 
-/* A line for on_data_line, kept until the batch it came in ends. */
-/* Lines (len bytes, n joined by LF, dot-stuffed) for on_data_line. */
+/*
+ * Lines for on_data_line (len bytes: one, or a block of them joined by
+ * LF; dot-stuffed), kept until the batch they came in ends.
+ */
 static void
 data_lines_keep(struct lsession *ls, const char *lines, size_t len)
 {

@@ -404,13 +404,14 @@ lmsg_clear(struct lmsg *m)
 
 /* "Name:" at the start of a header line: the name's length, or 0. */
 static size_t
-header_name_len(const char *line)
+header_name_len(const char *line, size_t len)
 {
 	size_t	 i;
 
-	for (i = 0; line[i] > ' ' && line[i] < 127 && line[i] != ':'; i++)
+	for (i = 0; i < len && line[i] > ' ' && line[i] < 127 &&
+	    line[i] != ':'; i++)
 		;
-	return i > 0 && line[i] == ':' ? i : 0;
+	return i > 0 && i < len && line[i] == ':' ? i : 0;
 }
 
 /* Room for one more header: the array grows by doubling. */
@@ -494,8 +495,11 @@ body_add(struct lmsg *m, const char *line, size_t len)
 	return 0;
 }
 
-/* One more (unstuffed) line of the message; -1 past LMSG_MAX, or with
- * no memory left for the body. */
+/*
+ * One more (unstuffed) line of the message, len bytes, not a string (a
+ * line in the batch it came in); -1 past LMSG_MAX, or with no memory
+ * left for the body.
+ */
 int
 lmsg_add(struct lmsg *m, const char *line, size_t len)
 {
@@ -505,7 +509,7 @@ lmsg_add(struct lmsg *m, const char *line, size_t len)
 	if (m->bytes + len + 2 > LMSG_MAX)
 		return -1;
 	if (!m->in_body) {
-		if (line[0] == '\0') {
+		if (len == 0) {
 			m->in_body = m->separator = 1;
 			m->bytes += 2;
 			return 0;
@@ -515,12 +519,12 @@ lmsg_add(struct lmsg *m, const char *line, size_t len)
 			m->bytes += len + 2;
 			return 0;
 		}
-		if ((n = header_name_len(line)) > 0) {
+		if ((n = header_name_len(line, len)) > 0) {
 			hdrs_grow(m);
 			h = &m->hdrs[m->nhdrs++];
 			memset(h, 0, sizeof(*h));
 			h->name = xstrndup(line, n);
-			h->value = xstrdup(line + n + 1);
+			h->value = xstrndup(line + n + 1, len - n - 1);
 			m->bytes += len + 2;
 			return 0;
 		}

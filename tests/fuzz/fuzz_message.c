@@ -119,29 +119,35 @@ int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct lmsg	 m;
-	const uint8_t	*p = data, *end = data + size, *nl;
-	char		*line;
+	const uint8_t	*p, *end, *nl;
+	char		*copy;
 	size_t		 len;
 	int		 ref;
 
 	memset(&m, 0, sizeof(m));
-	/* Lines as the data path gives them: no CRLF, unstuffed. */
+	/*
+	 * Lines as the data path gives them: no CRLF, unstuffed, in place
+	 * in the batch (not strings: a copy without a NUL, so that reading
+	 * past a line's end reads the next line, or past the copy).
+	 */
+	if ((copy = malloc(size > 0 ? size : 1)) == NULL)
+		abort();
+	memcpy(copy, data, size);
+	p = (const uint8_t *)copy;
+	end = p + size;
 	while (p < end) {
 		if ((nl = memchr(p, '\n', (size_t)(end - p))) == NULL)
 			nl = end;
 		len = (size_t)(nl - p);
 		if (len > 0 && p[len - 1] == '\r')
 			len--;
-		line = strndup((const char *)p, len);
-		if (line == NULL)
-			abort();
-		if (lmsg_add(&m, line, strlen(line)) == -1) {
-			free(line);
+		if (memchr(p, '\0', len) != NULL)
+			len = (size_t)((const uint8_t *)memchr(p, '\0', len) - p);
+		if (lmsg_add(&m, (const char *)p, len) == -1)
 			break;
-		}
-		free(line);
 		p = nl < end ? nl + 1 : end;
 	}
+	free(copy);
 
 	lua_rawgeti(L, LUA_REGISTRYINDEX, script_ref);
 	lua_api_message(L, &m);

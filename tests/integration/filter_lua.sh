@@ -14,8 +14,8 @@ mtad_users
 ensure_user _smtpfd
 fuser=_smtpfd
 is_root || fuser=$user
-set -- $(free_ports 8)
-P=$1 D=$2 PE=$3 PL=$4 PB=$5 PD=$6 DNSPORT=$7 PS=$8
+set -- $(free_ports 10)
+P=$1 D=$2 PE=$3 PL=$4 PB=$5 PD=$6 DNSPORT=$7 PS=$8 PC=$9 PG=${10}
 SOCK="$TMP/smtpfd.sock"
 scenarios="$(dirname "$0")/../scenarios/filters"
 
@@ -119,6 +119,17 @@ while [ "$i" -lt 1500 ]; do
 	echo "-- padding line $i: the script travels to the engine in pieces"
 	i=$((i + 1))
 done >>"$TMP/body.lua"
+# on_commit, and an on_data_line that is gone after its first batch: the
+# lines after it are held for on_commit as they come.
+cat >"$TMP/gone.lua" <<'LUA'
+function on_data_line(s, line)
+	on_data_line = nil
+	return line
+end
+function on_commit(s, m)
+	m:add_header("X-Gone", "yes")
+end
+LUA
 cat >"$TMP/stamp.lua" <<'LUA'
 function on_commit(s, m)
 	local subject = m:header("Subject") or ""
@@ -294,6 +305,11 @@ chain "bad" { "error", "badreturn", "memory", "commitfail" }
 filter "stale_a" lua "$TMP/stale_a.lua"
 filter "stale_b" lua "$TMP/stale_b.lua"
 chain "stale" { "stale_a", "stale_b" }
+chain "commitfirst" { "stamp" }
+filter "gone" lua "$TMP/gone.lua"
+chain "hookgone" { "gone" }
+proxy on 127.0.0.1 port $PC chain "commitfirst" forward to smtp://127.0.0.1:$D xclient
+proxy on 127.0.0.1 port $PG chain "hookgone" forward to smtp://127.0.0.1:$D xclient
 proxy on 127.0.0.1 port $PS chain "stale" forward to smtp://127.0.0.1:$D xclient
 filter "dns" lua "$TMP/dns.lua" timeout 10s
 proxy on 127.0.0.1 port $P chain "main" forward to smtp://127.0.0.1:$D xclient
@@ -392,6 +408,59 @@ check "a header folded over a million lines goes through on_commit" \
 m=$(message_with "Subject: [lua] lua folded many")
 check "  with all its folded lines" \
     sh -c '[ -n "$1" ] && [ "$(grep -c "^	x$" "$1")" -eq 1000000 ]' sh "$m"
+
+# An on_commit filter first in its chain takes the client's lines by the
+# batch: what it holds and writes out is the message line for line
+# (headers folded, the empty line, dotted lines, an empty body line, a
+# body line that looks like a header).  Then a message of many batches
+# through the filter whose on_data_line is gone after the first.
+python3 - "$PC" "$PG" >"$TMP/commitfirst.out" 2>&1 <<'PY'
+import socket, sys
+def send(port, lines):
+    c = socket.create_connection(("127.0.0.1", int(port)))
+    c.settimeout(30)
+    f = c.makefile("rb")
+    def reply():
+        while True:
+            l = f.readline()
+            if l[3:4] != b"-":
+                return l.decode().strip()
+    reply()
+    for cmd in (b"EHLO client.example", b"MAIL FROM:<a@b.example>",
+                b"RCPT TO:<u@test.example>", b"DATA"):
+        c.sendall(cmd + b"\r\n")
+        reply()
+    body = b"".join((b"." + l if l.startswith(b".") else l) + b"\r\n"
+                    for l in lines)
+    c.sendall(body + b".\r\n")
+    print(reply())
+    c.sendall(b"QUIT\r\n")
+send(sys.argv[1], [b"Subject: commit first", b"X-Folded: one", b"\ttwo",
+    b"", b".dotted", b"..", b"", b"a: not a header", b"last"])
+send(sys.argv[2], [b"Subject: gone hook"] +
+    [b"X-Many-%d: value %d" % (i, i) for i in range(3000)] + [b""] +
+    [(b"." if i % 7 == 0 else b"") + b"line %d of many" % i
+     for i in range(3000)])
+PY
+check "on_commit first in its chain: both messages accepted" \
+    [ "$(grep -c "^250 " "$TMP/commitfirst.out")" -eq 2 ]
+m=$(message_with "Subject: [lua] commit first")
+printf '%s\n' "X-Lua-Top: first" "Subject: [lua] commit first" \
+    "X-Folded: one" "	two" "X-Lua-Filter: stamped for 127.0.0.1" "" \
+    ".dotted" ".." "" "a: not a header" "last" >"$TMP/commitfirst.want"
+check "  the first as sent, with its headers changed, line for line" \
+    sh -c '[ -n "$1" ] && sed -n "/^X-Lua-Top:/,\$p" "$1" | cmp -s - "$2"' \
+    sh "$m" "$TMP/commitfirst.want"
+m=$(message_with "Subject: gone hook")
+python3 -c 'import sys
+sys.stdout.write("Subject: gone hook\n" +
+    "".join("X-Many-%d: value %d\n" % (i, i) for i in range(3000)) +
+    "X-Gone: yes\n\n" +
+    "".join("%sline %d of many\n" % ("." if i % 7 == 0 else "", i)
+    for i in range(3000)))' >"$TMP/gone.want"
+check "  the second (headers and body over batches after the hook went) whole" \
+    sh -c '[ -n "$1" ] && sed -n "/^Subject: gone hook\$/,\$p" "$1" |
+    cmp -s - "$2"' sh "$m" "$TMP/gone.want"
 
 L="$TMP/smtpfd.log"
 check "report: logged with session, filter and phase" \
