@@ -48,7 +48,7 @@ placement_tell(struct ipc_chan *engine)
 	told_cpu = cpu;
 	ipc_begin(engine, SMTPFD_MSG_FRONTEND_CPU, -1);
 	ipc_add_u32(engine, (uint32_t)cpu);
-	ipc_end(engine);
+	ipc_end_lazy(engine);	/* with what follows, not a wake-up of its own */
 }
 
 /*
@@ -149,7 +149,8 @@ placement_tick(void)
 
 	if (frontend_cpu == -1)
 		return;
-	clock_gettime(CLOCK_MONOTONIC_COARSE, &now);
-	if (now.tv_sec - load_wall.tv_sec >= LOAD_PERIOD)
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	if ((now.tv_sec - load_wall.tv_sec) * 1000 +
+	    (now.tv_nsec - load_wall.tv_nsec) / 1000000 >= LOAD_PERIOD * 1000)
 		load_check();
 }

@@ -1,6 +1,6 @@
 /*
  * Where the engine runs (placement.c): on the frontend's CPU, unless it
- * is busy enough to want one of its own (smtpfd.conf "engine cpu").
+ * is busy enough to want one of its own.
  */
 #ifndef PLACEMENT_H
 #define PLACEMENT_H
