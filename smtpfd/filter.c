@@ -433,16 +433,24 @@ pipeline_new(struct fsession *fs)
 	fs->pipeline = p;
 }
 
-/* A line from the frontend, in a batch that filter_data_flush() ends. */
-void
-filter_data_start_line(struct fsession *fs, const char *line)
+/* The message's pipeline for lines of a batch; NULL when it failed. */
+static struct pipeline *
+pipeline_batch(struct fsession *fs)
 {
 	if (fs->pipeline == NULL)
 		pipeline_new(fs);
 	if (fs->pipeline->failed)
-		return;		/* the frontend was told; it stops soon */
+		return NULL;	/* the frontend was told; it stops soon */
 	fs->pipeline->batching = 1;
-	stage_feed(fs, 0, line);
+	return fs->pipeline;
+}
+
+/* A line from the frontend, in a batch that filter_data_flush() ends. */
+void
+filter_data_start_line(struct fsession *fs, const char *line)
+{
+	if (pipeline_batch(fs) != NULL)
+		stage_feed(fs, 0, line);
 }
 
 /*
@@ -457,17 +465,13 @@ filter_data_start_block(struct fsession *fs, const char *lines, size_t len,
 	struct pipeline	*p;
 	struct filter	*f;
 
-	if (fs->pipeline == NULL)
-		pipeline_new(fs);
-	p = fs->pipeline;
-	if (p->failed)
-		return 1;	/* the frontend was told; it stops soon */
+	if ((p = pipeline_batch(fs)) == NULL)
+		return 1;
 	if (p->nstages == 0)
 		return 0;
 	f = p->stages[0].filter;
 	if (f->broken || f->ops->data_block == NULL)
 		return 0;
-	p->batching = 1;
 	f->ops->data_block(f, fs, lines, len, n, p->stages[0].token);
 	return 1;
 }

@@ -571,6 +571,23 @@ pass_line(struct lsession *ls, const char *line, size_t len)
 	}
 }
 
+/* Lines as the client sent them (n joined by LF, dot-stuffed), passed. */
+static void
+pass_lines(struct lsession *ls, const char *lines, size_t len)
+{
+	const char	*p, *end = lines + len, *nl;
+
+	for (p = lines; p <= end && !ls->msg_failed; p = nl + 1) {
+		if ((nl = memchr(p, '\n', (size_t)(end - p))) == NULL)
+			nl = end;
+		if (p < nl && *p == '.')
+			pass_line(ls, p + 1, (size_t)(nl - p) - 1);
+		else
+			pass_line(ls, p, (size_t)(nl - p));
+	}
+	emit_out(ls);
+}
+
 /* What a hook returned, as a decision for its phase. */
 static int
 call_decision(struct lcall *c, int nres, struct decision *d, char *why,
@@ -1083,8 +1100,6 @@ static void
 data_lines_flush(struct lsession *ls)
 {
 	struct lcall	*c;
-	const char	*line, *nl;
-	size_t		 off, len;
 
 	if (ls->lines_len == 0)
 		return;
@@ -1101,15 +1116,7 @@ data_lines_flush(struct lsession *ls)
 		/* gone since the script started: the lines pass */
 		lua_settop(c->co, 0);
 		lcall_free(c);
-		for (off = 0; off < ls->lines_len; off += len + 1) {
-			line = ls->lines + off;
-			nl = memchr(line, '\n', ls->lines_len - off);
-			len = (size_t)(nl - line);
-			if (line[0] == '.')
-				pass_line(ls, line + 1, len - 1);
-			else
-				pass_line(ls, line, len);
-		}
+		pass_lines(ls, ls->lines, ls->lines_len - 1);
 	} else {
 		lua_api_session(c->co, ls);
 		lfilter_resume(c, 3);
@@ -1157,10 +1164,7 @@ lua_data_line(struct filter *f, struct fsession *fs, const char *line,
 	if (ls->msg_failed)
 		return;
 	if (!lf->line_hook) {
-		if (line[0] == '.')
-			line++;
-		pass_line(ls, line, strlen(line));
-		emit_out(ls);
+		pass_lines(ls, line, strlen(line));
 		return;
 	}
 	data_lines_keep(ls, line, strlen(line));
@@ -1179,26 +1183,17 @@ lua_data_block(struct filter *f, struct fsession *fs, const char *lines,
 {
 	struct lfilter	*lf = f->impl;
 	struct lsession	*ls;
-	const char	*p, *end = lines + len, *nl;
 
 	(void)n;
 	if ((ls = data_lsession(f, fs, token)) == NULL || ls->msg_failed)
 		return;
-	if (lf->line_hook) {
-		data_lines_keep(ls, lines, len);
-		if (!filter_data_batching(fs))
-			data_lines_flush(ls);
+	if (!lf->line_hook) {
+		pass_lines(ls, lines, len);
 		return;
 	}
-	for (p = lines; p <= end && !ls->msg_failed; p = nl + 1) {
-		if ((nl = memchr(p, '\n', (size_t)(end - p))) == NULL)
-			nl = end;
-		if (p < nl && *p == '.')
-			pass_line(ls, p + 1, (size_t)(nl - p) - 1);
-		else
-			pass_line(ls, p, (size_t)(nl - p));
-	}
-	emit_out(ls);
+	data_lines_keep(ls, lines, len);
+	if (!filter_data_batching(fs))
+		data_lines_flush(ls);
 }
 
 static void

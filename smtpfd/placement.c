@@ -92,6 +92,15 @@ place(void)
 	placed_cpu = cpu;
 }
 
+/* Milliseconds from a to b. */
+static long
+ms_between(const struct timespec *a, const struct timespec *b)
+{
+	return (b->tv_sec - a->tv_sec) * 1000 +
+	    (b->tv_nsec - a->tv_nsec) / 1000000;
+}
+
+/* Milliseconds on clock since *then, which becomes now. */
 static long
 ms_since(struct timespec *then, clockid_t clock)
 {
@@ -99,8 +108,7 @@ ms_since(struct timespec *then, clockid_t clock)
 	long		 ms;
 
 	clock_gettime(clock, &now);
-	ms = (now.tv_sec - then->tv_sec) * 1000 +
-	    (now.tv_nsec - then->tv_nsec) / 1000000;
+	ms = ms_between(then, &now);
 	*then = now;
 	return ms;
 }
@@ -111,7 +119,7 @@ load_check(void)
 {
 	long	 wall, cpu;
 
-	wall = ms_since(&load_wall, CLOCK_MONOTONIC);
+	wall = ms_since(&load_wall, CLOCK_MONOTONIC_COARSE);
 	cpu = ms_since(&load_cpu, CLOCK_PROCESS_CPUTIME_ID);
 	if (wall <= 0)
 		return;
@@ -129,7 +137,7 @@ placement_init(void)
 		log_warn("engine: sched_getaffinity");
 		CPU_ZERO(&allowed);	/* then it stays where it is */
 	}
-	ms_since(&load_wall, CLOCK_MONOTONIC);
+	ms_since(&load_wall, CLOCK_MONOTONIC_COARSE);
 	ms_since(&load_cpu, CLOCK_PROCESS_CPUTIME_ID);
 }
 
@@ -153,8 +161,7 @@ placement_tick(void)
 
 	if (frontend_cpu == -1)
 		return;
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	if ((now.tv_sec - load_wall.tv_sec) * 1000 +
-	    (now.tv_nsec - load_wall.tv_nsec) / 1000000 >= LOAD_PERIOD * 1000)
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &now);	/* a few a message */
+	if (ms_between(&load_wall, &now) >= LOAD_PERIOD * 1000)
 		load_check();
 }

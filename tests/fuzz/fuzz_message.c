@@ -119,7 +119,7 @@ int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct lmsg	 m;
-	const uint8_t	*p, *end, *nl;
+	const uint8_t	*p, *end, *nl, *nul;
 	char		*copy;
 	size_t		 len;
 	int		 ref;
@@ -141,8 +141,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		len = (size_t)(nl - p);
 		if (len > 0 && p[len - 1] == '\r')
 			len--;
-		if (memchr(p, '\0', len) != NULL)
-			len = (size_t)((const uint8_t *)memchr(p, '\0', len) - p);
+		if ((nul = memchr(p, '\0', len)) != NULL)
+			len = (size_t)(nul - p);
 		if (lmsg_add(&m, (const char *)p, len) == -1)
 			break;
 		p = nl < end ? nl + 1 : end;
